@@ -1,0 +1,49 @@
+#include "err.h"
+
+#include <stdio.h>
+#include <string.h>
+
+blipc_status blipc__errf(blipc_err *e, blipc_status status, const char *fmt, ...) {
+    if (e) {
+        e->status = status;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+blipc_status blipc__err_prefix(blipc_err *e, const char *fmt, ...) {
+    if (!e) return BLIPC_ERR_INTERNAL;
+    char pre[BLIPC_ERRMSG_MAX], old[BLIPC_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(pre, sizeof pre, fmt, ap);
+    va_end(ap);
+    memcpy(old, e->msg, sizeof old);
+    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    return e->status;
+}
+
+void blipc__err_clear(blipc_err *e) {
+    if (e) {
+        e->status = BLIPC_OK;
+        e->msg[0] = 0;
+    }
+}
+
+void blipc__err_copy(const blipc_err *e, char *buf, size_t size) {
+    if (!buf || size == 0) return;
+    snprintf(buf, size, "%s", e ? e->msg : "");
+}
+
+void blipc__logf(const blipc_logger *lg, blipc_log_level lvl, const char *fmt, ...) {
+    if (!lg || !lg->fn) return;
+    char msg[BLIPC_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    lg->fn(lg->user, lvl, msg);
+}
