@@ -1,0 +1,2 @@
+/* walk.c — image discovery and content hashing (work in progress). */
+#include "backend.h"
