@@ -16,13 +16,19 @@ blipc_status blipc__errf(blipc_err *e, blipc_status status, const char *fmt, ...
 
 blipc_status blipc__err_prefix(blipc_err *e, const char *fmt, ...) {
     if (!e) return BLIPC_ERR_INTERNAL;
-    char pre[BLIPC_ERRMSG_MAX], old[BLIPC_ERRMSG_MAX];
+    char pre[BLIPC_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
-    memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    size_t pl = strlen(pre), ml = strlen(e->msg);
+    if (pl + 2 >= sizeof e->msg) pl = sizeof e->msg - 3;
+    if (pl + 2 + ml >= sizeof e->msg) ml = sizeof e->msg - 1 - pl - 2;
+    memmove(e->msg + pl + 2, e->msg, ml);
+    memcpy(e->msg, pre, pl);
+    e->msg[pl] = ':';
+    e->msg[pl + 1] = ' ';
+    e->msg[pl + 2 + ml] = 0;
     return e->status;
 }
 
