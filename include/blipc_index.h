@@ -101,6 +101,7 @@ typedef struct blipc_index_params {
     int retry_base_ms;          /* first backoff (doubles, with jitter); default 100 */
     int retry_max_ms;           /* backoff cap; default 10000 */
     int timeout_ms;             /* per request; default 60000 */
+    uint64_t retry_seed;        /* seed of the backoff jitter (0 = from the clock); tests set it */
 } blipc_index_params;
 
 BLIPC_INDEX_API void blipc_index_default_params(blipc_index_params *p);
