@@ -264,15 +264,13 @@ BLIPC_INDEX_API blipc_status blipc_index_register_model(const blipc_index_params
 BLIPC_INDEX_API blipc_status blipc_index_file_sha256(const char *path, char hex[65], char *errbuf,
                                                      size_t errbuf_size);
 
-/* Image discovery: expand files and directories (recursively, sorted, symlinks
- * to files followed, hidden entries skipped) into a list of candidate files.
- * A regular file given explicitly or found in a directory is a candidate if
- * its extension is an image one (jpg jpeg png gif bmp webp tif tiff, any case)
- * and, for every candidate, its first bytes are checked: each entry records
- * whether it is an image (magic bytes of JPEG, PNG, GIF, BMP, WebP, TIFF) or
- * why not (unreadable, not an image, not a regular file). Files given
- * explicitly are always listed (with their verdict); files in directories are
- * listed when their extension matches or their magic bytes are an image's. */
+/* Image discovery: expand files and directories (recursively, entries sorted by
+ * name, hidden entries skipped, symlinks to files followed, symlinks to
+ * directories not followed) into a list of regular files, each with a verdict
+ * from its first bytes: an image (magic bytes of JPEG, PNG, GIF, BMP, WebP,
+ * TIFF), or why not (not an image, unreadable, missing). Every file is listed
+ * so callers can report what they skip. Paths are absolute; duplicates are
+ * listed once. */
 typedef struct blipc_index_scan blipc_index_scan;
 
 typedef enum blipc_scan_kind {
