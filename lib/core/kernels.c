@@ -2,6 +2,7 @@
  * live beside them and are tested against these. */
 #include "kernels.h"
 #include "threads.h"
+#include "gemm_small.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -11,6 +12,11 @@ void blipc__linear(const float *x, int M, int K, int ldx, const float *W, const 
     if (ldx <= 0) ldx = K;
     if (ldy <= 0) ldy = N;
     if (M <= 0 || N <= 0) return;
+    if (M <= BLIPC_SMALL_M && (size_t)N * K >= 65536) {
+        /* decode-step shape: stream the weights once for all rows */
+        blipc__gemm_small(x, M, K, ldx, W, 0, b, N, y, ldy, openblas_get_num_threads(), -1);
+        return;
+    }
     if (b) {
         for (int i = 0; i < M; i++) memcpy(y + (size_t)i * ldy, b, (size_t)N * sizeof(float));
     }
@@ -18,6 +24,11 @@ void blipc__linear(const float *x, int M, int K, int ldx, const float *W, const 
 }
 
 void blipc__linear_bf16(const float *x, int M, int K, const uint16_t *W, const float *b, int N, float *y) {
+    if (M <= 0 || N <= 0) return;
+    if (M <= BLIPC_SMALL_M) {
+        blipc__gemm_small(x, M, K, K, W, 1, b, N, y, N, openblas_get_num_threads(), -1);
+        return;
+    }
     /* convert a block of rows of W at a time and run sgemm on it */
     enum { BLOCK = 64 };
     float wb[BLOCK * 1024];
@@ -53,27 +64,8 @@ void blipc__linear_bf16(const float *x, int M, int K, const uint16_t *W, const f
     }
 }
 
-typedef struct gemv_job {
-    const float *x, *W, *b;
-    float *y;
-    int K, N;
-} gemv_job;
-
-static void gemv_part(void *arg, int i, int n) {
-    gemv_job *j = arg;
-    int per = (j->N + n - 1) / n;
-    int lo = i * per, hi = lo + per > j->N ? j->N : lo + per;
-    if (lo >= hi) return;
-    if (j->b) memcpy(j->y + lo, j->b + lo, (size_t)(hi - lo) * sizeof(float));
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, hi - lo, j->K, 1.0f, j->W + (size_t)lo * j->K, j->K, j->x, 1,
-                j->b ? 1.0f : 0.0f, j->y + lo, 1);
-}
-
 void blipc__gemv(const float *x, int K, const float *W, const float *b, int N, float *y, int n_threads) {
-    gemv_job j = {x, W, b, y, K, N};
-    /* Reference version: OpenBLAS's sgemv does the threading itself. */
-    (void)n_threads;
-    gemv_part(&j, 0, 1);
+    blipc__gemm_small(x, 1, K, K, W, 0, b, N, y, N, n_threads, -1);
 }
 
 void blipc__layernorm(float *y, const float *x, const float *gamma, const float *beta, int M, int D, float eps) {

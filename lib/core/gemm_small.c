@@ -1,0 +1,159 @@
+/* gemm_small.c — y[M, N] = x[M, K] . W[N, K]^T + b for few rows (M <= 16):
+ * the decode-step shape. BLAS sgemm packs W first (a full extra pass over the
+ * weights) and sgemv handles one row; this kernel streams every weight byte
+ * exactly once per call for all M rows, split over threads by output rows.
+ * W may be f32 or bf16 (upcast exactly: bits << 16). Runtime dispatch:
+ * AVX-512F, AVX2+FMA, or portable C. */
+#include "gemm_small.h"
+#include "threads.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define BLIPC_X86 1
+#endif
+
+typedef struct sm_job {
+    const float *x;
+    int M, K, ldx;
+    const void *W;
+    int bf16;
+    const float *b;
+    int N;
+    float *y;
+    int ldy;
+    int isa; /* 2 = avx512, 1 = avx2, 0 = scalar */
+} sm_job;
+
+static inline float w_at(const sm_job *j, size_t idx) {
+    if (!j->bf16) return ((const float *)j->W)[idx];
+    uint32_t u = (uint32_t)((const uint16_t *)j->W)[idx] << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void rows_scalar(const sm_job *j, int n0, int n1) {
+    for (int n = n0; n < n1; n++) {
+        size_t base = (size_t)n * j->K;
+        for (int m = 0; m < j->M; m++) {
+            const float *xr = j->x + (size_t)m * j->ldx;
+            float acc = 0.0f;
+            for (int k = 0; k < j->K; k++) acc += xr[k] * w_at(j, base + k);
+            j->y[(size_t)m * j->ldy + n] = acc + (j->b ? j->b[n] : 0.0f);
+        }
+    }
+}
+
+#ifdef BLIPC_X86
+__attribute__((target("avx512f"))) static void rows_avx512(const sm_job *j, int n0, int n1) {
+    const int K = j->K, K16 = K & ~15;
+    for (int n = n0; n < n1; n++) {
+        for (int m0 = 0; m0 < j->M; m0 += 8) {
+            int mc = j->M - m0 < 8 ? j->M - m0 : 8;
+            __m512 acc[8];
+            for (int i = 0; i < 8; i++) acc[i] = _mm512_setzero_ps();
+            const float *xb = j->x + (size_t)m0 * j->ldx;
+            if (j->bf16) {
+                const uint16_t *wr = (const uint16_t *)j->W + (size_t)n * K;
+                for (int k = 0; k < K16; k += 16) {
+                    __m256i h = _mm256_loadu_si256((const __m256i *)(wr + k));
+                    __m512 w = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+                    for (int i = 0; i < mc; i++)
+                        acc[i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xb + (size_t)i * j->ldx + k), acc[i]);
+                }
+            } else {
+                const float *wr = (const float *)j->W + (size_t)n * K;
+                for (int k = 0; k < K16; k += 16) {
+                    __m512 w = _mm512_loadu_ps(wr + k);
+                    for (int i = 0; i < mc; i++)
+                        acc[i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xb + (size_t)i * j->ldx + k), acc[i]);
+                }
+            }
+            for (int i = 0; i < mc; i++) {
+                float s = _mm512_reduce_add_ps(acc[i]);
+                const float *xr = xb + (size_t)i * j->ldx;
+                for (int k = K16; k < K; k++) s += xr[k] * w_at(j, (size_t)n * K + k);
+                j->y[(size_t)(m0 + i) * j->ldy + n] = s + (j->b ? j->b[n] : 0.0f);
+            }
+        }
+    }
+}
+
+__attribute__((target("avx2,fma"))) static inline float hsum256(__m256 v) {
+    __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+    lo = _mm_add_ps(lo, hi);
+    lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+    lo = _mm_add_ss(lo, _mm_movehdup_ps(lo));
+    return _mm_cvtss_f32(lo);
+}
+
+__attribute__((target("avx2,fma"))) static void rows_avx2(const sm_job *j, int n0, int n1) {
+    const int K = j->K, K8 = K & ~7;
+    for (int n = n0; n < n1; n++) {
+        for (int m0 = 0; m0 < j->M; m0 += 8) {
+            int mc = j->M - m0 < 8 ? j->M - m0 : 8;
+            __m256 acc[8];
+            for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+            const float *xb = j->x + (size_t)m0 * j->ldx;
+            for (int k = 0; k < K8; k += 8) {
+                __m256 w;
+                if (j->bf16) {
+                    __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)j->W + (size_t)n * K + k));
+                    w = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+                } else {
+                    w = _mm256_loadu_ps((const float *)j->W + (size_t)n * K + k);
+                }
+                for (int i = 0; i < mc; i++)
+                    acc[i] = _mm256_fmadd_ps(w, _mm256_loadu_ps(xb + (size_t)i * j->ldx + k), acc[i]);
+            }
+            for (int i = 0; i < mc; i++) {
+                float s = hsum256(acc[i]);
+                const float *xr = xb + (size_t)i * j->ldx;
+                for (int k = K8; k < K; k++) s += xr[k] * w_at(j, (size_t)n * K + k);
+                j->y[(size_t)(m0 + i) * j->ldy + n] = s + (j->b ? j->b[n] : 0.0f);
+            }
+        }
+    }
+}
+#endif
+
+static void sm_part(void *arg, int i, int n) {
+    const sm_job *j = arg;
+    /* split output rows in blocks of 16 so threads touch disjoint cache lines of y */
+    int blocks = (j->N + 15) / 16;
+    int per = (blocks + n - 1) / n;
+    int n0 = i * per * 16, n1 = (i + 1) * per * 16;
+    if (n1 > j->N) n1 = j->N;
+    if (n0 >= n1) return;
+#ifdef BLIPC_X86
+    if (j->isa == 2) {
+        rows_avx512(j, n0, n1);
+        return;
+    }
+    if (j->isa == 1) {
+        rows_avx2(j, n0, n1);
+        return;
+    }
+#endif
+    rows_scalar(j, n0, n1);
+}
+
+int blipc__cpu_isa(void) {
+#ifdef BLIPC_X86
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+#endif
+    return 0;
+}
+
+void blipc__gemm_small(const float *x, int M, int K, int ldx, const void *W, int w_is_bf16, const float *b, int N,
+                       float *y, int ldy, int n_threads, int isa) {
+    if (M <= 0 || N <= 0) return;
+    sm_job j = {x, M, K, ldx > 0 ? ldx : K, W, w_is_bf16, b, N, y, ldy > 0 ? ldy : N, isa < 0 ? blipc__cpu_isa() : isa};
+    if (n_threads < 1) n_threads = 1;
+    if ((size_t)N * K < 65536) n_threads = 1; /* too small to be worth a thread */
+    blipc__parallel_for(n_threads, sm_part, &j);
+}

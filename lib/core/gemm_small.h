@@ -1,0 +1,19 @@
+/* gemm_small.h — few-row matrix product that streams the weights once (decode steps). */
+#ifndef BLIPC_CORE_GEMM_SMALL_H
+#define BLIPC_CORE_GEMM_SMALL_H
+
+#include <stdint.h>
+
+/* Largest M for which blipc__linear prefers the streaming kernel over sgemm. */
+#define BLIPC_SMALL_M 16
+
+/* 2 = AVX-512F, 1 = AVX2+FMA, 0 = portable C (what this CPU supports). */
+int blipc__cpu_isa(void);
+
+/* y[m, n] = sum_k x[m, k] W[n, k] (+ b[n]); W is f32, or bf16 when w_is_bf16
+ * (upcast exactly). ldx/ldy row strides (0 = K / N). isa < 0: detect.
+ * n_threads workers split the output rows. */
+void blipc__gemm_small(const float *x, int M, int K, int ldx, const void *W, int w_is_bf16, const float *b, int N,
+                       float *y, int ldy, int n_threads, int isa);
+
+#endif
