@@ -10,7 +10,9 @@
 
 #include <cjson/cJSON.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 static blipc_tokenizer *opt_tok, *bert_tok;
 
@@ -605,6 +607,116 @@ TEST(gpt2_pretokenizer_splits_like_the_regex) {
     }
 }
 
+TEST(minilm_tiny_sentences_match_their_input_ids) {
+    const char *path = th_fixture("minilm-tiny/sentences.json");
+    size_t size;
+    char *data = th_read_file(path, &size);
+    if (!data) {
+        fprintf(stderr, "  (skipped: %s absent)\n", path);
+        return;
+    }
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", th_fixture("minilm-tiny"));
+    blipc_tokenizer *t = NULL;
+    char err[1024];
+    CHECK_STATUS(blipc_tokenizer_open(dir, &t, err, sizeof err), BLIPC_OK, err);
+    cJSON *root = cJSON_Parse(data);
+    const cJSON *sent = cJSON_GetObjectItemCaseSensitive(root, "sentences");
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(root, "input_ids");
+    CHECK(t && cJSON_GetArraySize(sent) > 0 && cJSON_GetArraySize(sent) == cJSON_GetArraySize(rows));
+    const cJSON *row = rows ? rows->child : NULL;
+    for (const cJSON *it = sent ? sent->child : NULL; t && it && row; it = it->next, row = row->next) {
+        int32_t want[512], got[512];
+        size_t nw = 0, ng = 0;
+        for (const cJSON *x = row->child; x && nw < 512; x = x->next) want[nw++] = (int32_t)x->valuedouble;
+        while (nw && want[nw - 1] == 0) nw--; /* [PAD] */
+        CHECK_STATUS(blipc_tokenizer_encode(t, it->valuestring, strlen(it->valuestring), 1, 128, got, 512, &ng, err,
+                                            sizeof err), BLIPC_OK, err);
+        CHECKF(ids_equal(got, ng, want, nw), "\"%.60s\"", it->valuestring);
+    }
+    cJSON_Delete(root);
+    blipc_tokenizer_free(t);
+    free(data);
+}
+
+#include <pthread.h>
+
+typedef struct thread_job {
+    const char *text;
+    size_t len;
+    int32_t *want;
+    size_t nwant;
+    int mismatches;
+} thread_job;
+
+static void *encode_loop(void *arg) {
+    thread_job *j = arg;
+    for (int r = 0; r < 200; r++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        if (blipc__tokenizer_encode(opt_tok, j->text, j->len, 1, 0, &ids, &n, NULL) != BLIPC_OK ||
+            !ids_equal(ids, n, j->want, j->nwant))
+            j->mismatches++;
+        free(ids);
+    }
+    return NULL;
+}
+
+TEST(one_tokenizer_serves_two_threads_at_once) {
+    char *text = make_text(3000);
+    thread_job jobs[2];
+    int32_t *want = NULL;
+    size_t nwant = 0;
+    CHECK_STATUS(blipc__tokenizer_encode(opt_tok, text, strlen(text), 1, 0, &want, &nwant, NULL), BLIPC_OK, "");
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) {
+        jobs[k] = (thread_job){text, strlen(text), want, nwant, 0};
+        CHECK(pthread_create(&th[k], NULL, encode_loop, &jobs[k]) == 0);
+    }
+    for (int k = 0; k < 2; k++) {
+        pthread_join(th[k], NULL);
+        CHECK_EQ_INT(jobs[k].mismatches, 0);
+    }
+    free(want);
+    free(text);
+}
+
+/* The CLI prints what the library encodes (skips when the tool is not built). */
+TEST(blipc_tokenize_cli_prints_hf_ids) {
+    const char *bd = getenv("BLIPC_BUILD_DIR");
+    char exe[4096], cmd[8192], out[4096] = "";
+    snprintf(exe, sizeof exe, "%s/tools/blipc-tokenize", bd && *bd ? bd : ".");
+    if (access(exe, X_OK) != 0) {
+        fprintf(stderr, "  (skipped: %s not built)\n", exe);
+        return;
+    }
+    /* README: transformers' BLIP-2 test prompt */
+    snprintf(cmd, sizeof cmd, "'%s' --model '%s' 'Question: which city is this? Answer:'", exe,
+             th_fixture("tokenizers/opt"));
+    FILE *f = popen(cmd, "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    CHECK_EQ_INT(pclose(f), 0);
+    CHECK(strcmp(out, "2 45641 35 61 343 16 42 116 31652 35\n") == 0);
+    snprintf(cmd, sizeof cmd, "'%s' --model '%s' --json --max-length 4 'a woman playing with her dog' 2>&1", exe,
+             th_fixture("tokenizers/bert-uncased"));
+    f = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, f);
+    out[n] = 0;
+    CHECK_EQ_INT(pclose(f), 0);
+    CHECK_CONTAINS(out, "\"ids\":[101,1037,2450,102]");
+    CHECK_CONTAINS(out, "\"tokens\":[\"[CLS]\",\"a\",\"woman\",\"[SEP]\"]");
+    /* usage error: exit status 2 */
+    snprintf(cmd, sizeof cmd, "'%s' --model '%s' 2>/dev/null", exe, th_fixture("tokenizers/opt"));
+    f = popen(cmd, "r");
+    while (fread(out, 1, sizeof out, f) > 0) {
+    }
+    int rc = pclose(f);
+    CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+}
+
 int main(void) {
     const char *opt_dir = th_fixture("tokenizers/opt");
     const char *bert_dir = th_fixture("tokenizers/bert-uncased");
@@ -640,6 +752,9 @@ int main(void) {
     RUN(tokenizing_5000_characters_is_fast);
     RUN(missing_or_malformed_vocab_files_are_reported_by_name);
     RUN(gpt2_pretokenizer_splits_like_the_regex);
+    RUN(minilm_tiny_sentences_match_their_input_ids);
+    RUN(one_tokenizer_serves_two_threads_at_once);
+    RUN(blipc_tokenize_cli_prints_hf_ids);
     blipc_tokenizer_free(opt_tok);
     blipc_tokenizer_free(bert_tok);
     return th_finish();
