@@ -9,6 +9,7 @@
 #include "qformer.h"
 #include "safetensors.h"
 #include "vit.h"
+#include "kernels.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -158,6 +159,199 @@ TEST(batched_vision_qformer_match_golden) {
     free(pix);
 }
 
+
+/* inputs_embeds = [projection ; embed(ids)] for ids (BOS + prompt) */
+static float *lm_inputs(const model *m, const float *proj, const int64_t *ids, int L) {
+    int Q = m->cfg.num_query_tokens, D = m->cfg.text.hidden_size;
+    float *x = malloc((size_t)(Q + L) * D * sizeof(float));
+    memcpy(x, proj, (size_t)Q * D * sizeof(float));
+    for (int i = 0; i < L; i++) {
+        int32_t id = (int32_t)ids[i];
+        blipc__opt_embed(&m->opt, &id, 1, x + (size_t)(Q + i) * D);
+    }
+    return x;
+}
+
+static blipc_opt_session *session(const model *m, int seqs, int pos, int rows) {
+    blipc_opt_session *s;
+    blipc_err e = {0};
+    if (blipc__opt_session_new(&m->opt, 1, &s, &e) || blipc__opt_session_reserve(s, seqs, pos, rows, &e)) {
+        fprintf(stderr, "%s\n", e.msg);
+        exit(1);
+    }
+    return s;
+}
+
+TEST(opt_inputs_embeds_and_all_position_logits_match_golden) {
+    const model *m = &M32;
+    size_t L;
+    const int64_t *ids = gi("prompt_input_ids", &L);
+    const int64_t *full = gi("lm_input_ids_prompt", NULL);
+    int Q = m->cfg.num_query_tokens, T = Q + (int)L, V = m->cfg.text.vocab_size;
+    for (int i = 0; i < Q; i++) CHECK_EQ_INT(full[i], m->cfg.image_token_index);
+    for (size_t i = 0; i < L; i++) CHECK_EQ_INT(full[Q + i], ids[i]);
+    CHECK_EQ_INT(ids[0], m->cfg.text.bos_token_id);
+    float *x = lm_inputs(m, gf("language_projection", NULL), ids, (int)L);
+    CHECK_CLOSE(x, "lm_inputs_embeds_prompt", TOL_HIDDEN);
+    blipc_opt_session *s = session(m, 1, T, T);
+    float *logits = malloc((size_t)T * V * sizeof(float));
+    blipc_err e = {0};
+    CHECK_STATUS(blipc__opt_prefill(s, x, 1, T, logits, 1, &e), BLIPC_OK, e.msg);
+    CHECK_CLOSE(logits, "logits_prompt", TOL_LOGITS);
+    CHECK_EQ_INT(blipc__opt_slot_len(s, 0), T);
+    /* last-position-only variant */
+    CHECK_STATUS(blipc__opt_prefill(s, x, 1, T, logits, 0, &e), BLIPC_OK, e.msg);
+    const float *g = gf("logits_prompt", NULL) + (size_t)(T - 1) * V;
+    CHECKF(th_max_abs_diff(logits, g, (size_t)V) <= TOL_LOGITS, "last logits");
+    free(logits);
+    free(x);
+    blipc__opt_session_free(s);
+}
+
+TEST(opt_noprompt_and_batch_last_logits_match_golden) {
+    const model *m = &M32;
+    int Q = m->cfg.num_query_tokens, D = m->cfg.text.hidden_size, V = m->cfg.text.vocab_size;
+    const int64_t bos = m->cfg.text.bos_token_id;
+    float *x = lm_inputs(m, gf("language_projection", NULL), &bos, 1);
+    blipc_opt_session *s = session(m, 2, 64, 64);
+    float *logits = malloc((size_t)2 * V * sizeof(float));
+    blipc_err e = {0};
+    CHECK_STATUS(blipc__opt_prefill(s, x, 1, Q + 1, logits, 0, &e), BLIPC_OK, e.msg);
+    CHECK_CLOSE(logits, "logits_noprompt_last", TOL_LOGITS);
+    free(x);
+    /* batch of 2 (synthetic, photo) with the same prompt */
+    size_t L;
+    const int64_t *ids = gi("prompt_input_ids", &L);
+    const float *bp = gf("batch_language_projection", NULL);
+    int T = Q + (int)L;
+    float *x0 = lm_inputs(m, bp, ids, (int)L), *x1 = lm_inputs(m, bp + (size_t)Q * D, ids, (int)L);
+    float *xb = malloc((size_t)2 * T * D * sizeof(float));
+    memcpy(xb, x0, (size_t)T * D * sizeof(float));
+    memcpy(xb + (size_t)T * D, x1, (size_t)T * D * sizeof(float));
+    CHECK_STATUS(blipc__opt_prefill(s, xb, 2, T, logits, 0, &e), BLIPC_OK, e.msg);
+    CHECK_CLOSE(logits, "batch_logits_prompt_last", TOL_LOGITS);
+    /* photo alone */
+    float *xp = lm_inputs(m, gf("photo_language_projection", NULL), ids, (int)L);
+    CHECK_STATUS(blipc__opt_prefill(s, xp, 1, T, logits, 0, &e), BLIPC_OK, e.msg);
+    CHECK_CLOSE(logits, "photo_logits_prompt_last", TOL_LOGITS);
+    free(x0);
+    free(x1);
+    free(xb);
+    free(xp);
+    free(logits);
+    blipc__opt_session_free(s);
+}
+
+/* Greedy decoding with the KV cache for B sequences (embeds [B, T, D]); tokens[B, n]. */
+static void greedy(const model *m, const float *embeds, int B, int T, int n, int32_t *tokens) {
+    int V = m->cfg.text.vocab_size;
+    blipc_opt_session *s = session(m, B, T + n, B * T);
+    float *logits = malloc((size_t)B * V * sizeof(float));
+    int slots[16];
+    int32_t cur[16];
+    blipc_err e = {0};
+    CHECK_STATUS(blipc__opt_prefill(s, embeds, B, T, logits, 0, &e), BLIPC_OK, e.msg);
+    for (int i = 0; i < B; i++) slots[i] = i;
+    for (int k = 0; k < n; k++) {
+        for (int b = 0; b < B; b++) cur[b] = tokens[b * n + k] = blipc__argmax(logits + (size_t)b * V, V);
+        if (k + 1 < n) CHECK_STATUS(blipc__opt_step(s, cur, slots, B, logits, &e), BLIPC_OK, e.msg);
+    }
+    free(logits);
+    blipc__opt_session_free(s);
+}
+
+static void check_tokens(const int32_t *got, const char *gold_name, size_t n) {
+    size_t gn;
+    const int64_t *g = gi(gold_name, &gn);
+    CHECK_EQ_INT(gn, n);
+    int same = 1;
+    for (size_t i = 0; i < n && i < gn; i++) same &= got[i] == g[i];
+    CHECKF(same, "%s: greedy tokens differ", gold_name);
+    if (!same)
+        for (size_t i = 0; i < n && i < gn; i++) fprintf(stderr, "    [%zu] got %d want %lld\n", i, got[i], (long long)g[i]);
+}
+
+static void greedy_case(const model *m, const char *proj, int with_prompt, const char *gold) {
+    size_t L = 1;
+    const int64_t bos = m->cfg.text.bos_token_id;
+    const int64_t *ids = with_prompt ? gi("prompt_input_ids", &L) : &bos;
+    int T = m->cfg.num_query_tokens + (int)L;
+    float *x = lm_inputs(m, gf(proj, NULL), ids, (int)L);
+    int32_t tok[20];
+    greedy(m, x, 1, T, 20, tok);
+    check_tokens(tok, gold, 20);
+    free(x);
+}
+
+TEST(greedy_tokens_with_kv_cache_match_golden) {
+    greedy_case(&M32, "language_projection", 1, "greedy_prompt_tokens");
+    greedy_case(&M32, "language_projection", 0, "greedy_noprompt_tokens");
+    greedy_case(&M32, "photo_language_projection", 1, "photo_greedy_prompt_tokens");
+    greedy_case(&M32, "photo_language_projection", 0, "photo_greedy_noprompt_tokens");
+    greedy_case(&M16, "bf16w_language_projection", 1, "bf16w_greedy_prompt_tokens");
+}
+
+TEST(batched_greedy_tokens_match_golden) {
+    const model *m = &M32;
+    int Q = m->cfg.num_query_tokens, D = m->cfg.text.hidden_size;
+    const float *bp = gf("batch_language_projection", NULL);
+    for (int with_prompt = 0; with_prompt < 2; with_prompt++) {
+        size_t L = 1;
+        const int64_t bos = m->cfg.text.bos_token_id;
+        const int64_t *ids = with_prompt ? gi("prompt_input_ids", &L) : &bos;
+        int T = Q + (int)L;
+        float *xb = malloc((size_t)2 * T * D * sizeof(float));
+        for (int b = 0; b < 2; b++) {
+            float *x = lm_inputs(m, bp + (size_t)b * Q * D, ids, (int)L);
+            memcpy(xb + (size_t)b * T * D, x, (size_t)T * D * sizeof(float));
+            free(x);
+        }
+        int32_t tok[40];
+        greedy(m, xb, 2, T, 20, tok);
+        check_tokens(tok, with_prompt ? "batch_greedy_prompt_tokens" : "batch_greedy_noprompt_tokens", 40);
+        free(xb);
+    }
+}
+
+/* copy_slots: swapping two slots' caches swaps their next-token logits, and a
+ * copy duplicates a sequence exactly. */
+TEST(kv_cache_copy_slots_permutes_sequences) {
+    const model *m = &M32;
+    int Q = m->cfg.num_query_tokens, D = m->cfg.text.hidden_size, V = m->cfg.text.vocab_size;
+    const int64_t bos = m->cfg.text.bos_token_id;
+    const float *bp = gf("batch_language_projection", NULL);
+    int T = Q + 1;
+    float *xb = malloc((size_t)2 * T * D * sizeof(float));
+    for (int b = 0; b < 2; b++) {
+        float *x = lm_inputs(m, bp + (size_t)b * Q * D, &bos, 1);
+        memcpy(xb + (size_t)b * T * D, x, (size_t)T * D * sizeof(float));
+        free(x);
+    }
+    blipc_opt_session *s = session(m, 3, T + 4, 2 * T);
+    float *ref = malloc((size_t)3 * V * sizeof(float)), *got = malloc((size_t)3 * V * sizeof(float));
+    blipc_err e = {0};
+    int32_t tok[3] = {100, 100, 100};
+    int s01[2] = {0, 1}, s10[2] = {1, 0}, s012[3] = {0, 1, 2};
+    CHECK_STATUS(blipc__opt_prefill(s, xb, 2, T, ref, 0, &e), BLIPC_OK, e.msg);
+    CHECK_STATUS(blipc__opt_step(s, tok, s01, 2, ref, &e), BLIPC_OK, e.msg);
+    CHECK_STATUS(blipc__opt_prefill(s, xb, 2, T, got, 0, &e), BLIPC_OK, e.msg);
+    CHECK_STATUS(blipc__opt_copy_slots(s, s01, s10, 2, &e), BLIPC_OK, e.msg); /* swap */
+    int src[1] = {1}, dst[1] = {2};
+    CHECK_STATUS(blipc__opt_copy_slots(s, src, dst, 1, &e), BLIPC_OK, e.msg); /* slot 2 = old slot 0 */
+    CHECK_STATUS(blipc__opt_step(s, tok, s012, 3, got, &e), BLIPC_OK, e.msg);
+    CHECKF(th_max_abs_diff(got, ref + V, (size_t)V) <= 1e-5, "slot 0 should hold the old slot 1");
+    CHECKF(th_max_abs_diff(got + V, ref, (size_t)V) <= 1e-5, "slot 1 should hold the old slot 0");
+    CHECKF(th_max_abs_diff(got + 2 * (size_t)V, ref, (size_t)V) <= 1e-5, "slot 2 should copy the old slot 0");
+    CHECK_EQ_INT(blipc__opt_slot_len(s, 2), T + 1);
+    /* a slot that is full refuses another token */
+    for (int k = 0; k < 3; k++) CHECK_STATUS(blipc__opt_step(s, tok, s012, 1, got, &e), BLIPC_OK, e.msg);
+    CHECK_STATUS(blipc__opt_step(s, tok, s012, 1, got, &e), BLIPC_ERR_LIMIT, e.msg);
+    free(ref);
+    free(got);
+    free(xb);
+    blipc__opt_session_free(s);
+}
+
 int main(void) {
     th_require_file(th_fixture("blip2-tiny/golden.safetensors"));
     blipc_err e;
@@ -171,6 +365,11 @@ int main(void) {
     RUN(photo_vision_qformer_projection_match_golden);
     RUN(bf16_weights_vision_qformer_projection_match_golden);
     RUN(batched_vision_qformer_match_golden);
+    RUN(opt_inputs_embeds_and_all_position_logits_match_golden);
+    RUN(opt_noprompt_and_batch_last_logits_match_golden);
+    RUN(greedy_tokens_with_kv_cache_match_golden);
+    RUN(batched_greedy_tokens_match_golden);
+    RUN(kv_cache_copy_slots_permutes_sequences);
     model_free(&M32);
     model_free(&M16);
     blipc__st_free(golden);
