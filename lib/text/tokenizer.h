@@ -22,8 +22,8 @@
 
 blipc_status blipc__tokenizer_open(const char *model_dir, blipc_tokenizer **out, blipc_err *e);
 
-/* Encode VALID or INVALID UTF-8 (checked: invalid -> BLIPC_ERR_INVALID_ARG naming
- * the byte offset). *ids is malloc'd (caller frees; never NULL on success, even
+/* Encode `len` bytes of UTF-8 (checked first: invalid -> BLIPC_ERR_INVALID_ARG
+ * naming the byte offset). *ids is malloc'd (caller frees; never NULL on success, even
  * for 0 ids). add_special / max_length as blipc_tokenizer_encode. */
 blipc_status blipc__tokenizer_encode(const blipc_tokenizer *t, const char *text, size_t len, int add_special,
                                      int max_length, int32_t **ids, size_t *n_ids, blipc_err *e);

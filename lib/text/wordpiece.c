@@ -167,7 +167,10 @@ blipc_status blipc__wordpiece_encode(const blipc_wordpiece *wp, const char *text
         for (size_t i = 0; i < na; i++) {
             int32_t d[32];
             size_t k = blipc__uni_decompose(a[i], d, 32);
-            if (k > 32) k = 1, d[0] = a[i];
+            if (k > 32) { /* no canonical decomposition is that long; keep the character */
+                k = 1;
+                d[0] = a[i];
+            }
             if (nb + k > cap_b) {
                 cap_b = (nb + k) * 2;
                 int32_t *nb2 = realloc(b, cap_b * sizeof *b);
