@@ -1,0 +1,354 @@
+/* bert.c — BertModel forward (HF modeling_bert, eval mode, absolute positions,
+ * token_type_ids = 0, post-LN layers, exact-erf GELU). */
+#include "bert.h"
+#include "kernels.h"
+#include "threads.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* ------------------------------------------------------------------ load */
+
+static blipc_status get(blipc_safetensors *st, const char *prefix, const float **out, blipc_err *e, int ndim, int64_t d0,
+                        int64_t d1, const char *name) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    int64_t shape[2] = {d0, d1};
+    return blipc__st_get_f32(st, full, ndim, shape, out, e);
+}
+
+blipc_status blipc__bert_load(blipc_safetensors *st, const blipc_bert_config *c, blipc_bert_weights *w,
+                              blipc_err *e) {
+    memset(w, 0, sizeof *w);
+    const int D = c->hidden_size, F = c->intermediate_size, L = c->num_hidden_layers;
+    w->D = D;
+    w->H = c->num_attention_heads;
+    w->F = F;
+    w->L = L;
+    w->V = c->vocab_size;
+    w->P = c->max_position_embeddings;
+    w->eps = c->layer_norm_eps;
+    /* sentence-transformers saves a bare BertModel; a BertFor* checkpoint has "bert." */
+    const char *pre = "";
+    if (!blipc__st_find(st, "embeddings.word_embeddings.weight") &&
+        blipc__st_find(st, "bert.embeddings.word_embeddings.weight"))
+        pre = "bert.";
+    blipc_status rc;
+#define GET(dst, nd, a, b, nm)                                 \
+    do {                                                       \
+        if ((rc = get(st, pre, &(dst), e, nd, a, b, nm))) goto fail; \
+    } while (0)
+    GET(w->word_emb, 2, w->V, D, "embeddings.word_embeddings.weight");
+    GET(w->pos_emb, 2, w->P, D, "embeddings.position_embeddings.weight");
+    GET(w->type_emb, 2, c->type_vocab_size, D, "embeddings.token_type_embeddings.weight");
+    GET(w->emb_ln_g, 1, D, 0, "embeddings.LayerNorm.weight");
+    GET(w->emb_ln_b, 1, D, 0, "embeddings.LayerNorm.bias");
+    w->layer = calloc((size_t)L, sizeof *w->layer);
+    size_t per = (size_t)3 * D * D + (size_t)3 * D;
+    w->qkv_buf = malloc((size_t)L * per * sizeof(float));
+    if (!w->layer || !w->qkv_buf) {
+        rc = blipc__errf(e, BLIPC_ERR_NOMEM, "BERT: cannot allocate the fused QKV weights (%zu bytes)",
+                         (size_t)L * per * sizeof(float));
+        goto fail;
+    }
+    for (int i = 0; i < L; i++) {
+        blipc_bert_layer *ly = &w->layer[i];
+        char nm[160];
+        static const char *const qkv[3] = {"query", "key", "value"};
+        float *qw = w->qkv_buf + (size_t)i * per, *qb = qw + (size_t)3 * D * D;
+        for (int j = 0; j < 3; j++) {
+            const float *t;
+            snprintf(nm, sizeof nm, "encoder.layer.%d.attention.self.%s.weight", i, qkv[j]);
+            GET(t, 2, D, D, nm);
+            memcpy(qw + (size_t)j * D * D, t, (size_t)D * D * sizeof(float));
+            snprintf(nm, sizeof nm, "encoder.layer.%d.attention.self.%s.bias", i, qkv[j]);
+            GET(t, 1, D, 0, nm);
+            memcpy(qb + (size_t)j * D, t, (size_t)D * sizeof(float));
+        }
+        ly->qkv_w = qw;
+        ly->qkv_b = qb;
+#define LGET(dst, nd, a, b, suffix)                                         \
+    do {                                                                    \
+        snprintf(nm, sizeof nm, "encoder.layer.%d.%s", i, suffix);          \
+        GET(dst, nd, a, b, nm);                                             \
+    } while (0)
+        LGET(ly->attn_out_w, 2, D, D, "attention.output.dense.weight");
+        LGET(ly->attn_out_b, 1, D, 0, "attention.output.dense.bias");
+        LGET(ly->ln1_g, 1, D, 0, "attention.output.LayerNorm.weight");
+        LGET(ly->ln1_b, 1, D, 0, "attention.output.LayerNorm.bias");
+        LGET(ly->ffn_in_w, 2, F, D, "intermediate.dense.weight");
+        LGET(ly->ffn_in_b, 1, F, 0, "intermediate.dense.bias");
+        LGET(ly->ffn_out_w, 2, D, F, "output.dense.weight");
+        LGET(ly->ffn_out_b, 1, D, 0, "output.dense.bias");
+        LGET(ly->ln2_g, 1, D, 0, "output.LayerNorm.weight");
+        LGET(ly->ln2_b, 1, D, 0, "output.LayerNorm.bias");
+#undef LGET
+    }
+#undef GET
+    return BLIPC_OK;
+fail:
+    blipc__bert_free(w);
+    return rc;
+}
+
+void blipc__bert_free(blipc_bert_weights *w) {
+    if (!w) return;
+    free(w->layer);
+    free(w->qkv_buf);
+    memset(w, 0, sizeof *w);
+}
+
+/* ---------------------------------------------------------------- kernels */
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#define BLIPC_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+#else
+#define BLIPC_CLONES
+#endif
+
+/* erf(x) = x P(x^2) / Q(x^2) on [-4, 4] (|erf(4)| rounds to 1 in float);
+ * coefficients fitted for this project (max error 3.7e-7 in float). */
+BLIPC_CLONES void blipc__bert_gelu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        float a = v * 0.70710678118654752440f;
+        a = a > 4.0f ? 4.0f : a;
+        a = a < -4.0f ? -4.0f : a;
+        float z = a * a;
+        float p = 1.974827455e-06f;
+        p = p * z + 2.880425309e-04f;
+        p = p * z + 4.003680777e-03f;
+        p = p * z + 5.346758291e-02f;
+        p = p * z + 1.962497532e-01f;
+        p = p * z + 1.128378987e+00f;
+        float q = 3.748089512e-05f;
+        q = q * z + 1.216369099e-03f;
+        q = q * z + 1.544449013e-02f;
+        q = q * z + 1.164767519e-01f;
+        q = q * z + 5.072529912e-01f;
+        q = q * z + 1.0f;
+        x[i] = 0.5f * v * (1.0f + a * p / q);
+    }
+}
+
+/* y[i] = x[i] + r[i] + b[i % D] over rows (bias + residual before LayerNorm) */
+BLIPC_CLONES static void add_bias_residual(float *y, const float *r, const float *b, int M, int D) {
+    for (int i = 0; i < M; i++) {
+        float *yr = y + (size_t)i * D;
+        const float *rr = r + (size_t)i * D;
+        for (int d = 0; d < D; d++) yr[d] += rr[d] + b[d];
+    }
+}
+
+/* One (sequence, head) of scaled dot-product attention over a fused QKV row
+ * block qkv[T, 3D]; out[T, D] (this head's dh columns). kt: [dh, T], s: [T]. */
+BLIPC_CLONES static void attn_head(const float *qkv, int T, int D, int dh, int h, const float *kbias, float scale,
+                                   float *out, float *kt, float *s) {
+    const int ld = 3 * D;
+    const float *q = qkv + (size_t)h * dh, *k = qkv + D + (size_t)h * dh, *v = qkv + 2 * D + (size_t)h * dh;
+    for (int j = 0; j < T; j++)
+        for (int d = 0; d < dh; d++) kt[(size_t)d * T + j] = k[(size_t)j * ld + d];
+    for (int i = 0; i < T; i++) {
+        const float *qi = q + (size_t)i * ld;
+        for (int j = 0; j < T; j++) s[j] = 0.0f;
+        for (int d = 0; d < dh; d++) {
+            const float qd = qi[d];
+            const float *kr = kt + (size_t)d * T;
+            for (int j = 0; j < T; j++) s[j] += qd * kr[j];
+        }
+        float mx = -INFINITY;
+        for (int j = 0; j < T; j++) {
+            s[j] = s[j] * scale + kbias[j];
+            mx = s[j] > mx ? s[j] : mx;
+        }
+        float *oi = out + (size_t)i * D + (size_t)h * dh;
+        for (int d = 0; d < dh; d++) oi[d] = 0.0f;
+        if (mx == -INFINITY) continue; /* no real key at all: zeros */
+        float sum = 0.0f;
+        for (int j = 0; j < T; j++) {
+            s[j] = expf(s[j] - mx);
+            sum += s[j];
+        }
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < T; j++) {
+            const float p = s[j] * inv;
+            if (p == 0.0f) continue;
+            const float *vj = v + (size_t)j * ld;
+            for (int d = 0; d < dh; d++) oi[d] += p * vj[d];
+        }
+    }
+}
+
+typedef struct attn_job {
+    const float *qkv, *kbias;
+    float *out, *scratch;
+    int B, T, D, H, dh;
+    float scale;
+} attn_job;
+
+static void attn_part(void *arg, int ti, int nt) {
+    attn_job *j = arg;
+    int tasks = j->B * j->H;
+    float *kt = j->scratch + (size_t)ti * ((size_t)j->dh * j->T + j->T), *s = kt + (size_t)j->dh * j->T;
+    for (int t = ti; t < tasks; t += nt) {
+        int b = t / j->H, h = t % j->H;
+        attn_head(j->qkv + (size_t)b * j->T * 3 * j->D, j->T, j->D, j->dh, h, j->kbias + (size_t)b * j->T, j->scale,
+                  j->out + (size_t)b * j->T * j->D, kt, s);
+    }
+}
+
+typedef struct rows_job {
+    float *x;          /* [M, D] in/out */
+    const float *r;    /* residual [M, D] or NULL */
+    const float *bias, *g, *beta;
+    int M, D;
+    float eps;
+    int gelu;          /* 1: GELU over x (no LN) */
+} rows_job;
+
+static void rows_part(void *arg, int ti, int nt) {
+    rows_job *j = arg;
+    int per = (j->M + nt - 1) / nt, lo = ti * per, hi = lo + per > j->M ? j->M : lo + per;
+    if (lo >= hi) return;
+    float *x = j->x + (size_t)lo * j->D;
+    if (j->gelu) {
+        blipc__bert_gelu(x, (size_t)(hi - lo) * j->D);
+        return;
+    }
+    if (j->r) add_bias_residual(x, j->r + (size_t)lo * j->D, j->bias, hi - lo, j->D);
+    blipc__layernorm(x, x, j->g, j->beta, hi - lo, j->D, j->eps);
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* row-parallel only when there is enough work to pay for thread start-up */
+static int threads_for(int n_threads, size_t work) { return work < 32768 ? 1 : n_threads; }
+
+/* ---------------------------------------------------------------- forward */
+
+size_t blipc__bert_scratch_bytes(const blipc_bert_weights *w, int B, int T, int n_threads) {
+    size_t BT = (size_t)B * T, D = (size_t)w->D, F = (size_t)w->F, dh = D / (size_t)w->H;
+    if (n_threads < 1) n_threads = 1;
+    size_t fl = BT * D        /* x */
+                + BT * 3 * D  /* qkv */
+                + BT * D      /* ctx / tmp */
+                + BT * F      /* ffn hidden */
+                + BT          /* key bias */
+                + (size_t)n_threads * (dh * T + T);
+    return fl * sizeof(float) + 8 * 64; /* + alignment */
+}
+
+blipc_status blipc__bert_forward(const blipc_bert_weights *w, const int32_t *ids, const int32_t *mask, int B, int T,
+                                 int n_threads, blipc_arena *a, float **out, blipc_bert_prof *prof, blipc_err *e) {
+    *out = NULL;
+    if (B <= 0 || T <= 0) return blipc__errf(e, BLIPC_ERR_INVALID_ARG, "BERT forward: empty batch (B=%d, T=%d)", B, T);
+    if (T > w->P)
+        return blipc__errf(e, BLIPC_ERR_LIMIT, "BERT forward: %d tokens is over max_position_embeddings %d", T, w->P);
+    const int D = w->D, F = w->F, H = w->H, dh = D / H;
+    const size_t BT = (size_t)B * T;
+    if (n_threads < 1) n_threads = 1;
+    for (size_t i = 0; i < BT; i++)
+        if (ids[i] < 0 || ids[i] >= w->V)
+            return blipc__errf(e, BLIPC_ERR_INVALID_ARG, "BERT forward: input_ids[%zu][%zu] = %d is outside the vocabulary [0, %d)",
+                               i / (size_t)T, i % (size_t)T, ids[i], w->V);
+    size_t mark = blipc__arena_mark(a);
+    float *x = blipc__arena_alloc(a, BT * D * sizeof(float));
+    float *qkv = blipc__arena_alloc(a, BT * 3 * D * sizeof(float));
+    float *tmp = blipc__arena_alloc(a, BT * D * sizeof(float));
+    float *hid = blipc__arena_alloc(a, BT * F * sizeof(float));
+    float *kbias = blipc__arena_alloc(a, BT * sizeof(float));
+    float *ascr = blipc__arena_alloc(a, (size_t)n_threads * ((size_t)dh * T + T) * sizeof(float));
+    if (!x || !qkv || !tmp || !hid || !kbias || !ascr) {
+        blipc__arena_reset(a, mark);
+        return blipc__errf(e, BLIPC_ERR_LIMIT, "BERT forward: batch %d x %d tokens does not fit the activation arena (%zu bytes)",
+                           B, T, a->cap);
+    }
+    double t0 = prof ? now() : 0, t1;
+
+    /* embeddings: word + position + token_type[0], then LayerNorm */
+    for (size_t i = 0; i < BT; i++) {
+        const float *we = w->word_emb + (size_t)ids[i] * D, *pe = w->pos_emb + (i % (size_t)T) * D;
+        float *xr = x + i * D;
+        for (int d = 0; d < D; d++) xr[d] = we[d] + pe[d] + w->type_emb[d];
+        kbias[i] = mask && !mask[i] ? -INFINITY : 0.0f;
+    }
+    blipc__layernorm(x, x, w->emb_ln_g, w->emb_ln_b, (int)BT, D, w->eps);
+    if (prof) {
+        t1 = now();
+        prof->t_embed += t1 - t0;
+        t0 = t1;
+    }
+
+    const float scale = 1.0f / sqrtf((float)dh);
+    for (int l = 0; l < w->L; l++) {
+        const blipc_bert_layer *ly = &w->layer[l];
+        /* self-attention */
+        blipc__linear(x, (int)BT, D, 0, ly->qkv_w, ly->qkv_b, 3 * D, qkv, 0);
+        if (prof) {
+            t1 = now();
+            prof->t_dense += t1 - t0;
+            t0 = t1;
+        }
+        attn_job aj = {qkv, kbias, tmp, ascr, B, T, D, H, dh, scale};
+        blipc__parallel_for(threads_for(n_threads, (size_t)B * T * T * D), attn_part, &aj);
+        if (prof) {
+            t1 = now();
+            prof->t_attn += t1 - t0;
+            t0 = t1;
+        }
+        /* out = LN(x + dense(ctx)) ; dense written into qkv (free now) */
+        blipc__linear(tmp, (int)BT, D, 0, ly->attn_out_w, NULL, D, qkv, 0);
+        if (prof) {
+            t1 = now();
+            prof->t_dense += t1 - t0;
+            t0 = t1;
+        }
+        rows_job rj = {x, qkv, ly->attn_out_b, ly->ln1_g, ly->ln1_b, (int)BT, D, w->eps, 0};
+        blipc__parallel_for(threads_for(n_threads, BT * D), rows_part, &rj);
+        if (prof) {
+            t1 = now();
+            prof->t_norm += t1 - t0;
+            t0 = t1;
+        }
+        /* FFN: LN(x + W2 gelu(W1 x + b1) + b2) */
+        blipc__linear(x, (int)BT, D, 0, ly->ffn_in_w, ly->ffn_in_b, F, hid, 0);
+        if (prof) {
+            t1 = now();
+            prof->t_dense += t1 - t0;
+            t0 = t1;
+        }
+        rows_job gj = {hid, NULL, NULL, NULL, NULL, (int)BT, F, 0, 1};
+        blipc__parallel_for(threads_for(n_threads, BT * F), rows_part, &gj);
+        if (prof) {
+            t1 = now();
+            prof->t_gelu += t1 - t0;
+            t0 = t1;
+        }
+        blipc__linear(hid, (int)BT, F, 0, ly->ffn_out_w, NULL, D, tmp, 0);
+        if (prof) {
+            t1 = now();
+            prof->t_dense += t1 - t0;
+            t0 = t1;
+        }
+        rows_job rj2 = {x, tmp, ly->ffn_out_b, ly->ln2_g, ly->ln2_b, (int)BT, D, w->eps, 0};
+        blipc__parallel_for(threads_for(n_threads, BT * D), rows_part, &rj2);
+        if (prof) {
+            t1 = now();
+            prof->t_norm += t1 - t0;
+            t0 = t1;
+        }
+    }
+    if (prof) {
+        prof->dense_flops += 2.0 * (double)BT * w->L * ((double)4 * D * D + 2.0 * D * F);
+        prof->attn_flops += 4.0 * (double)B * T * T * D * w->L;
+    }
+    *out = x; /* the caller resets the arena when done with it */
+    return BLIPC_OK;
+}
