@@ -29,13 +29,16 @@ typedef struct blipc_gen_config {
     blipc_gen_params p;
     int eos_token_id;   /* 50118 for blip2-opt-2.7b */
     int pad_token_id;   /* 1 */
-    int max_length_room; /* positions left after the prompt (max_new_tokens is clipped to it) */
+    int max_length_room; /* positions left after the prompt (max_new_tokens is clipped to it);
+                          * 0 = no room (BLIPC_ERR_LIMIT), < 0 = no limit */
 } blipc_gen_config;
 
 /* Fill *gp with HF defaults overlaid with DIR/generation_config.json if present
  * (max_new_tokens, min_new_tokens, num_beams, do_sample, temperature, top_k,
  * top_p, repetition_penalty, no_repeat_ngram_size, length_penalty,
- * early_stopping, eos/pad ids). Missing file = defaults. eos/pad may be NULL. */
+ * early_stopping, eos/pad ids). Missing file (or dir NULL) = defaults. eos/pad
+ * may be NULL; they are written only when the file has them (pre-fill them
+ * from config.json). */
 blipc_status blipc__gen_config_load(const char *dir, blipc_gen_params *gp, int *eos_token_id, int *pad_token_id,
                                     blipc_err *e);
 /* Validate parameters (num_beams 1..16, temperature > 0, 0 < top_p <= 1, ...);
@@ -58,5 +61,13 @@ typedef struct blipc_gen_output {
 blipc_status blipc__generate(const blipc_lm *lm, const blipc_gen_config *cfg, int n_prompts,
                              const float *first_logits, const int32_t *const *prompt_ids, const int *n_prompt_ids,
                              blipc_gen_output *out, blipc_err *e);
+
+/* Exposed for tests: HF's sampling warpers (temperature, top-k, top-p, in that
+ * order) applied in place to one row of scores; and beam search forced even for
+ * num_beams == 1 (HF would dispatch that to greedy). */
+blipc_status blipc__gen_warp(float *scores, int vocab, const blipc_gen_params *p, blipc_err *e);
+blipc_status blipc__generate_beam(const blipc_lm *lm, const blipc_gen_config *cfg, int n_prompts,
+                                  const float *first_logits, const int32_t *const *prompt_ids,
+                                  const int *n_prompt_ids, blipc_gen_output *out, blipc_err *e);
 
 #endif
