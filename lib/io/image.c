@@ -274,6 +274,10 @@ typedef struct png_ctx {
     /* image layout (kept here, not in locals, so it survives a longjmp) */
     png_uint_32 W, H;
     int color_type, bd, ch, direct;
+    /* rows libpng has decoded (counted by a user transform, which runs before
+     * the row is stored) vs. rows the image has: once equal, a missing tail
+     * (zlib checksum, IDAT CRC, IEND) does not matter, as with Pillow */
+    uint64_t rows_seen, rows_expected;
     png_structp png;
     png_infop info;
     uint8_t *raw;
@@ -300,6 +304,13 @@ static void png_on_read(png_structp png, png_bytep buf, size_t len) {
 }
 
 static uint32_t be32(const uint8_t *p) { return rd32(p, 0); }
+
+static void png_count_row(png_structp png, png_row_infop info, png_bytep data) {
+    (void)info;
+    (void)data;
+    png_ctx *c = png_get_user_transform_ptr(png);
+    c->rows_seen++;
+}
 
 /* Raw libpng rows -> RGB as Pillow's convert("RGB") (see image.h). */
 static void png_convert(png_ctx *c) {
@@ -342,27 +353,27 @@ static void png_convert(png_ctx *c) {
     }
 }
 
-static blipc_status decode_png(const uint8_t *data, size_t size, const char *name, uint64_t limit, int want_exif,
-                               blipc_image **out, int *orientation, blipc_err *e) {
-    /* Validate IHDR ourselves first: clear 0x0 / limit messages before libpng
-     * allocates anything. */
-    if (size < 33) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated PNG data (%zu bytes)", name, size);
-    if (memcmp(data + 12, "IHDR", 4) != 0)
-        return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: corrupt PNG data: first chunk is not IHDR", name);
-    blipc_status st = check_dims(name, "PNG", be32(data + 16), be32(data + 20), limit, e);
-    if (st) return st;
-
+/* One decoding attempt. bytewise = feed the compressed data to zlib one byte
+ * at a time (slow; used only to re-check a truncated file). *truncated is set
+ * when the data ran out before the image was complete. */
+static blipc_status decode_png_once(const uint8_t *data, size_t size, const char *name, int want_exif, int bytewise,
+                                    blipc_image **out, int *orientation, int *truncated, blipc_err *e) {
+    blipc_status st = BLIPC_OK;
+    *truncated = 0;
     png_ctx *c = calloc(1, sizeof *c);
     if (!c) return blipc__errf(e, BLIPC_ERR_NOMEM, "%s: out of memory", name);
     c->data = data;
     c->size = size;
     if (setjmp(c->jb)) {
+        if (c->phase == 1 && c->rows_expected && c->rows_seen == c->rows_expected) c->phase = 2;
         if (c->phase == 2) { /* trailing chunks are optional for us (Pillow too) */
             st = BLIPC_OK;
             goto finished;
         }
-        if (strcmp(c->msg, "truncated PNG data") == 0)
+        if (strcmp(c->msg, "truncated PNG data") == 0) {
+            *truncated = 1;
             st = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated PNG data", name);
+        }
         else if (strstr(c->msg, "memory"))
             st = blipc__errf(e, BLIPC_ERR_NOMEM, "%s: out of memory decoding PNG (%s)", name, c->msg);
         else
@@ -380,6 +391,7 @@ static blipc_status decode_png(const uint8_t *data, size_t size, const char *nam
         goto done;
     }
     png_set_read_fn(c->png, c, png_on_read);
+    if (bytewise) png_set_compression_buffer_size(c->png, 1); /* IDAT read size */
     png_set_user_limits(c->png, 0x7fffffff, 0x7fffffff); /* our own pixel limit was applied above */
     png_read_info(c->png, c->info);
     int bit_depth, interlace;
@@ -388,7 +400,9 @@ static blipc_status decode_png(const uint8_t *data, size_t size, const char *nam
     const int color_type = c->color_type;
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(c->png); /* 0/255, x85, x17 */
     if (color_type == PNG_COLOR_TYPE_PALETTE && bit_depth < 8) png_set_packing(c->png);       /* one index per byte */
-    png_set_interlace_handling(c->png);
+    const int passes = png_set_interlace_handling(c->png);
+    png_set_read_user_transform_fn(c->png, png_count_row);
+    png_set_user_transform_info(c->png, c, 0, 0);
     png_read_update_info(c->png, c->info);
     size_t rowbytes = png_get_rowbytes(c->png, c->info);
     const int ch = c->ch = png_get_channels(c->png, c->info);
@@ -419,6 +433,13 @@ static blipc_status decode_png(const uint8_t *data, size_t size, const char *nam
         goto done;
     }
     for (png_uint_32 y = 0; y < H; y++) c->rows[y] = direct ? c->img->rgb + (size_t)y * rowbytes : c->raw + (size_t)y * rowbytes;
+    if (passes > 1) {
+        for (int pass = 0; pass < 7; pass++)
+            if (PNG_PASS_COLS(W, pass) > 0) c->rows_expected += PNG_PASS_ROWS(H, pass);
+    } else {
+        c->rows_expected = H;
+    }
+    c->phase = 1;
     png_read_image(c->png, c->rows);
     c->phase = 2;
     if (want_exif) png_read_end(c->png, c->info); /* an eXIf chunk may follow the image data */
@@ -440,11 +461,280 @@ done:
     return st;
 }
 
-/* ------------------------------------------------------------------ BMP/GIF */
+static blipc_status decode_png(const uint8_t *data, size_t size, const char *name, uint64_t limit, int want_exif,
+                               blipc_image **out, int *orientation, blipc_err *e) {
+    /* Validate IHDR ourselves first: clear 0x0 / limit messages before libpng
+     * allocates anything. */
+    if (size < 33) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated PNG data (%zu bytes)", name, size);
+    if (memcmp(data + 12, "IHDR", 4) != 0)
+        return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: corrupt PNG data: first chunk is not IHDR", name);
+    BLIPC_TRY(check_dims(name, "PNG", be32(data + 16), be32(data + 20), limit, e));
+    int truncated = 0;
+    blipc_status st = decode_png_once(data, size, name, want_exif, 0, out, orientation, &truncated, e);
+    /* libpng reads whole IDAT chunks before inflating them, Pillow streams: a
+     * file cut inside its last IDAT may still hold every row (only the zlib
+     * checksum / CRC / IEND missing), which Pillow accepts. Re-check bytewise. */
+    if (st != BLIPC_OK && truncated)
+        if (decode_png_once(data, size, name, want_exif, 1, out, orientation, &truncated, NULL) == BLIPC_OK) {
+            blipc__err_clear(e);
+            return BLIPC_OK;
+        }
+    return st;
+}
+
+/* ------------------------------------------------------------------ GIF */
+
+/* First frame of a GIF as Pillow 9.4 loads it: the canvas (screen size, grown
+ * to hold the frame) starts as the frame's transparency index if it has one,
+ * else index 0; the frame is decoded over it with every index written
+ * (transparency is ignored by convert("RGB")); indices map through the local
+ * or global colour table, and indices past the table are gray (i, i, i). */
+typedef struct gif_reader {
+    const uint8_t *d;
+    size_t n, pos;
+} gif_reader;
+
+static int gif_byte(gif_reader *r) { return r->pos < r->n ? r->d[r->pos++] : -1; }
+
+/* skip data sub-blocks up to and including the terminator; -1 if truncated */
+static int gif_skip_blocks(gif_reader *r) {
+    for (;;) {
+        int len = gif_byte(r);
+        if (len < 0) return -1;
+        if (len == 0) return 0;
+        if (r->n - r->pos < (size_t)len) return -1;
+        r->pos += (size_t)len;
+    }
+}
+
+static blipc_status decode_gif(const uint8_t *data, size_t size, const char *name, uint64_t limit,
+                               blipc_image **out, blipc_err *e) {
+    gif_reader r = {data, size, 13};
+    if (size < 13) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data (%zu bytes)", name, size);
+    uint32_t sw = rd16(data + 6, 1), sh = rd16(data + 8, 1);
+    const uint8_t *gct = NULL;
+    int ngct = 0;
+    if (data[10] & 0x80) {
+        ngct = 1 << ((data[10] & 7) + 1);
+        if (size - r.pos < (size_t)ngct * 3) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data", name);
+        gct = data + r.pos;
+        r.pos += (size_t)ngct * 3;
+    }
+    int transparency = -1;
+    for (;;) {
+        int c = gif_byte(&r);
+        if (c < 0) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data (no image)", name);
+        if (c == ';') return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: GIF has no image frame", name);
+        if (c == '!') {
+            int label = gif_byte(&r);
+            if (label < 0) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data", name);
+            if (label == 0xF9 && r.pos + 5 <= r.n && r.d[r.pos] >= 4) { /* graphic control extension */
+                const uint8_t *b = r.d + r.pos + 1;
+                transparency = (b[0] & 1) ? b[3] : -1;
+            }
+            if (gif_skip_blocks(&r)) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data", name);
+            continue;
+        }
+        if (c == ',') break;
+        /* Pillow skips unknown bytes between blocks */
+    }
+    if (r.n - r.pos < 9) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data", name);
+    const uint8_t *id = r.d + r.pos;
+    r.pos += 9;
+    const uint32_t fx = rd16(id, 1), fy = rd16(id + 2, 1), fw = rd16(id + 4, 1), fh = rd16(id + 6, 1);
+    const int interlaced = (id[8] & 0x40) != 0;
+    const uint8_t *pal = gct;
+    int npal = ngct;
+    if (id[8] & 0x80) {
+        npal = 1 << ((id[8] & 7) + 1);
+        if (r.n - r.pos < (size_t)npal * 3) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data", name);
+        pal = r.d + r.pos;
+        r.pos += (size_t)npal * 3;
+    }
+    /* Pillow grows the image to hold the frame */
+    const uint32_t W = fx + fw > sw ? fx + fw : sw, H = fy + fh > sh ? fy + fh : sh;
+    BLIPC_TRY(check_dims(name, "GIF", W, H, limit, e));
+    int minbits = gif_byte(&r);
+    if (minbits < 0) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data", name);
+    if (minbits < 1 || minbits > 11)
+        return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: corrupt GIF data: LZW code size %d", name, minbits);
+
+    blipc_image *img = NULL;
+    uint8_t *canvas = malloc((size_t)W * H);
+    uint16_t *prefix = malloc(sizeof *prefix * 4096);
+    uint8_t *suffix = malloc(4096), *stack = malloc(4097);
+    blipc_status st = BLIPC_OK;
+    if (!canvas || !prefix || !suffix || !stack) {
+        st = blipc__errf(e, BLIPC_ERR_NOMEM, "%s: out of memory for %ux%u GIF", name, (unsigned)W, (unsigned)H);
+        goto done;
+    }
+    memset(canvas, transparency >= 0 ? transparency : 0, (size_t)W * H);
+
+    /* LZW over the data sub-blocks */
+    const int clear = 1 << minbits, eoi = clear + 1;
+    int codesize = minbits + 1, next = clear + 2, prev = -1;
+    uint8_t first = 0;
+    uint32_t bitbuf = 0;
+    int nbits = 0, blockleft = 0, ended = 0;
+    const uint64_t total = (uint64_t)fw * fh;
+    uint64_t npx = 0;
+    uint32_t row = 0, col = 0;
+    int pass = 0;
+    static const int pass_start[4] = {0, 4, 2, 1}, pass_step[4] = {8, 8, 4, 2};
+    for (int i = 0; i < clear; i++) {
+        prefix[i] = 0xFFFF;
+        suffix[i] = (uint8_t)i;
+    }
+    while (npx < total && !ended) {
+        while (nbits < codesize) {
+            if (blockleft == 0) {
+                int len = gif_byte(&r);
+                if (len < 0) {
+                    st = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data", name);
+                    goto done;
+                }
+                if (len == 0) { /* image data ended early: the rest keeps the fill */
+                    ended = 2;
+                    break;
+                }
+                blockleft = len;
+            }
+            int b = gif_byte(&r);
+            if (b < 0) {
+                st = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data", name);
+                goto done;
+            }
+            blockleft--;
+            bitbuf |= (uint32_t)b << nbits;
+            nbits += 8;
+        }
+        if (ended) break;
+        int code = (int)(bitbuf & ((1u << codesize) - 1));
+        bitbuf >>= codesize;
+        nbits -= codesize;
+        if (code == clear) {
+            codesize = minbits + 1;
+            next = clear + 2;
+            prev = -1;
+            continue;
+        }
+        if (code == eoi) {
+            ended = 1;
+            break;
+        }
+        int sp = 0, cur;
+        if (prev < 0) {
+            if (code >= clear) {
+                st = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: corrupt GIF data: bad LZW code %d", name, code);
+                goto done;
+            }
+            stack[sp++] = (uint8_t)code;
+            first = (uint8_t)code;
+        } else {
+            if (code > next || (code == next && next >= 4096)) {
+                st = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: corrupt GIF data: bad LZW code %d", name, code);
+                goto done;
+            }
+            cur = code;
+            if (code == next) { /* KwKwK */
+                stack[sp++] = first;
+                cur = prev;
+            }
+            while (cur >= clear) {
+                stack[sp++] = suffix[cur];
+                cur = prefix[cur];
+            }
+            stack[sp++] = (uint8_t)cur;
+            first = (uint8_t)cur;
+            if (next < 4096) {
+                prefix[next] = (uint16_t)prev;
+                suffix[next] = first;
+                next++;
+                if (next == (1 << codesize) && codesize < 12) codesize++;
+            }
+        }
+        prev = code;
+        while (sp > 0 && npx < total) { /* stack holds the string reversed */
+            canvas[(size_t)(fy + row) * W + fx + col] = stack[--sp];
+            npx++;
+            if (++col == fw) {
+                col = 0;
+                if (!interlaced) row++;
+                else {
+                    row += (uint32_t)pass_step[pass];
+                    while (row >= fh && pass < 3) row = (uint32_t)pass_start[++pass];
+                }
+                if (row >= fh) npx = total;
+            }
+        }
+    }
+    /* The frame's data must be present up to its terminator (Pillow reads it all). */
+    if (ended != 2) {
+        while (blockleft > 0) {
+            if (gif_byte(&r) < 0) {
+                st = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data", name);
+                goto done;
+            }
+            blockleft--;
+        }
+        if (gif_skip_blocks(&r)) {
+            st = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data", name);
+            goto done;
+        }
+    }
+    st = blipc__image_new((int)W, (int)H, &img, e);
+    if (st) {
+        blipc__err_prefix(e, "%s", name);
+        goto done;
+    }
+    for (size_t i = 0, n = (size_t)W * H; i < n; i++) {
+        int v = canvas[i];
+        uint8_t *o = img->rgb + 3 * i;
+        if (pal && v < npal) {
+            o[0] = pal[3 * v];
+            o[1] = pal[3 * v + 1];
+            o[2] = pal[3 * v + 2];
+        } else {
+            o[0] = o[1] = o[2] = (uint8_t)v;
+        }
+    }
+    *out = img;
+done:
+    free(canvas);
+    free(prefix);
+    free(suffix);
+    free(stack);
+    return st;
+}
+
+/* ------------------------------------------------------------------ BMP */
 
 static blipc_status decode_stb(const uint8_t *data, size_t size, const char *name, const char *fmt, uint64_t limit,
                                blipc_image **out, blipc_err *e) {
     if (size > INT_MAX) return blipc__errf(e, BLIPC_ERR_LIMIT, "%s: %s file too large (%zu bytes)", name, fmt, size);
+    if (strcmp(fmt, "BMP") == 0 && size >= 30) {
+        /* stb_image zero-fills missing pixel data; Pillow refuses truncated
+         * files, so check uncompressed bitmaps' sizes from the header */
+        const uint32_t off = rd32(data + 10, 1), hsz = rd32(data + 14, 1);
+        uint64_t bw = 0, bh = 0, bpp = 0, comp = 0;
+        if (hsz == 12) {
+            bw = rd16(data + 18, 1);
+            bh = rd16(data + 20, 1);
+            bpp = rd16(data + 24, 1);
+        } else if (hsz >= 40 && size >= 34) {
+            int32_t sh = (int32_t)rd32(data + 22, 1);
+            bw = (uint32_t)(int32_t)rd32(data + 18, 1) & 0x7fffffffu;
+            bh = sh < 0 ? (uint64_t)(-(int64_t)sh) : (uint64_t)sh;
+            bpp = rd16(data + 28, 1);
+            comp = rd32(data + 30, 1);
+        }
+        if (bpp && (comp == 0 || comp == 3) && bw <= INT_MAX && bh <= INT_MAX) {
+            const uint64_t stride = ((bw * bpp + 31) / 32) * 4, need = (uint64_t)off + stride * bh;
+            if (need > size)
+                return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated BMP data (%zu of %llu bytes)", name, size,
+                                   (unsigned long long)need);
+        }
+    }
     int w = 0, h = 0, comp = 0;
     if (!stbi_info_from_memory(data, (int)size, &w, &h, &comp))
         return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: corrupt %s data: %s", name, fmt, stbi_failure_reason());
@@ -488,7 +778,7 @@ blipc_status blipc__image_decode(const void *vdata, size_t size, const char *nam
     } else if (size >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) {
         st = decode_png(d, size, name, limit, want_exif, out, &orientation, e);
     } else if (size >= 6 && (memcmp(d, "GIF87a", 6) == 0 || memcmp(d, "GIF89a", 6) == 0)) {
-        st = decode_stb(d, size, name, "GIF", limit, out, e);
+        st = decode_gif(d, size, name, limit, out, e);
     } else if (size >= 2 && d[0] == 'B' && d[1] == 'M') {
         st = decode_stb(d, size, name, "BMP", limit, out, e);
     } else if (size >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0) {
