@@ -325,13 +325,18 @@ static blipc_status st_parse_file(blipc_safetensors *st, int fi, blipc_err *e) {
     }
     if (!rc && k > 1) {
         qsort(ranges, k, 2 * sizeof *ranges, cmp_range);
-        for (size_t i = 1; i < k; i++) {
-            if (ranges[2 * i] < ranges[2 * i - 1] && ranges[2 * i] != ranges[2 * i + 1]) {
+        /* compare each non-empty range with the furthest-reaching earlier one
+           (not just its sorted neighbour, which may be an empty tensor) */
+        size_t prev = SIZE_MAX;
+        for (size_t i = 0; i < k; i++) {
+            if (ranges[2 * i] == ranges[2 * i + 1]) continue; /* empty tensors occupy no bytes */
+            if (prev != SIZE_MAX && ranges[2 * i] < ranges[2 * prev + 1]) {
                 rc = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: tensor data ranges overlap ([%llu, %llu] and [%llu, %llu])",
-                                 path, (unsigned long long)ranges[2 * i - 2], (unsigned long long)ranges[2 * i - 1],
+                                 path, (unsigned long long)ranges[2 * prev], (unsigned long long)ranges[2 * prev + 1],
                                  (unsigned long long)ranges[2 * i], (unsigned long long)ranges[2 * i + 1]);
                 break;
             }
+            if (prev == SIZE_MAX || ranges[2 * i + 1] > ranges[2 * prev + 1]) prev = i;
         }
     }
     free(ranges);
