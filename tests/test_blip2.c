@@ -10,6 +10,10 @@
 #include "safetensors.h"
 #include "vit.h"
 #include "kernels.h"
+#include "captioner_internal.h"
+
+#include <unistd.h>
+#include <sys/stat.h>
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -352,6 +356,478 @@ TEST(kv_cache_copy_slots_permutes_sequences) {
     blipc__opt_session_free(s);
 }
 
+/* ------------------------------------------------------------ captioner API */
+
+static const char *PROMPT = "Question: how many cats are there? Answer:";
+static int have_vocab;
+
+#define NEED_VOCAB()                                                                       \
+    do {                                                                                   \
+        if (!have_vocab) {                                                                 \
+            fprintf(stderr, "  skipped: the OPT vocab files (vocab.json, merges.txt) are absent\n"); \
+            return;                                                                        \
+        }                                                                                  \
+    } while (0)
+
+static blipc_captioner *cap_open(const char *dir, int max_batch, int keep, blipc_weight_type w) {
+    blipc_captioner_params p;
+    blipc_captioner_default_params(&p);
+    p.n_threads = 1;
+    p.max_batch = max_batch;
+    p.keep_debug_tensors = keep;
+    p.weights = w;
+    blipc_captioner *c = NULL;
+    char err[1024];
+    blipc_status st = blipc_captioner_open(dir, &p, &c, err, sizeof err);
+    CHECK_STATUS(st, BLIPC_OK, err);
+    return c;
+}
+
+static void gen20(const blipc_captioner *c, blipc_gen_params *gp) {
+    blipc_captioner_default_gen_params(c, gp);
+    gp->max_new_tokens = 20;
+}
+
+static void check_result_tokens(const blipc_captioner *c, size_t i, const char *gold, size_t row) {
+    CHECK_STATUS(blipc_captioner_result_status(c, i), BLIPC_OK, blipc_captioner_result_error(c, i));
+    size_t n = 0;
+    const int32_t *t = blipc_captioner_result_tokens(c, i, &n);
+    size_t gn;
+    const int64_t *g = gi(gold, &gn);
+    CHECK_EQ_INT(n, 20);
+    int same = t != NULL && n == 20;
+    for (size_t k = 0; same && k < 20; k++) same = t[k] == g[row * 20 + k];
+    CHECKF(same, "result %zu: tokens differ from %s row %zu", i, gold, row);
+}
+
+/* the caption text is the decode of the new tokens (skip_special) */
+static void check_result_text(const blipc_captioner *c, size_t i) {
+    size_t n;
+    const int32_t *t = blipc_captioner_result_tokens(c, i, &n);
+    const char *text = blipc_captioner_result_text(c, i);
+    CHECK(text != NULL);
+    blipc_tokenizer *tok;
+    char err[512], buf[4096];
+    size_t len;
+    CHECK_STATUS(blipc_tokenizer_open(model_dir(), &tok, err, sizeof err), BLIPC_OK, err);
+    CHECK_STATUS(blipc_tokenizer_decode(tok, t, n, 1, buf, sizeof buf, &len), BLIPC_OK, "decode");
+    CHECKF(text && !strcmp(text, buf), "text \"%s\" != decode \"%s\"", text ? text : "(null)", buf);
+    CHECK(strlen(buf) > 0);
+    blipc_tokenizer_free(tok);
+}
+
+TEST(prompt_tokenizes_to_golden_ids) {
+    NEED_VOCAB();
+    blipc_tokenizer *tok;
+    char err[512];
+    CHECK_STATUS(blipc_tokenizer_open(model_dir(), &tok, err, sizeof err), BLIPC_OK, err);
+    const char *meta = blipc__st_metadata(golden, "prompt_text");
+    CHECK(meta && !strcmp(meta, PROMPT));
+    int32_t ids[64];
+    size_t n;
+    CHECK_STATUS(blipc_tokenizer_encode(tok, PROMPT, strlen(PROMPT), 1, 0, ids, 64, &n, err, sizeof err), BLIPC_OK, err);
+    size_t gn;
+    const int64_t *g = gi("prompt_input_ids", &gn);
+    CHECK_EQ_INT(n, gn);
+    for (size_t i = 0; i < n && i < gn; i++) CHECK_EQ_INT(ids[i], g[i]);
+    blipc_tokenizer_free(tok);
+}
+
+TEST(caption_files_greedy_match_golden_synthetic_and_photo) {
+    NEED_VOCAB();
+    blipc_captioner *c = cap_open(model_dir(), 0, 0, BLIPC_WEIGHTS_AUTO);
+    if (!c) return;
+    blipc_gen_params gp;
+    gen20(c, &gp);
+    const char *syn = th_fixture("blip2-tiny/synthetic.png"), *photo = th_fixture("blip2-tiny/coco_000000039769.png");
+    const char *one[1] = {syn};
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, PROMPT, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+    CHECK_EQ_INT(blipc_captioner_result_count(c), 1);
+    check_result_tokens(c, 0, "greedy_prompt_tokens", 0);
+    check_result_text(c, 0);
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, NULL, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+    check_result_tokens(c, 0, "greedy_noprompt_tokens", 0);
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, "", &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+    check_result_tokens(c, 0, "greedy_noprompt_tokens", 0);
+    /* the real photo, decoded and resized by our own image code */
+    const char *ph[1] = {photo};
+    CHECK_STATUS(blipc_captioner_caption_files(c, ph, 1, PROMPT, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+    check_result_tokens(c, 0, "photo_greedy_prompt_tokens", 0);
+    int w = 0, h = 0;
+    CHECK(blipc_captioner_result_image_size(c, 0, &w, &h));
+    CHECK_EQ_INT(w, 640);
+    CHECK_EQ_INT(h, 480);
+    CHECK_STATUS(blipc_captioner_caption_files(c, ph, 1, NULL, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+    check_result_tokens(c, 0, "photo_greedy_noprompt_tokens", 0);
+    const blipc_caption_timings *tm = blipc__captioner_timings(c);
+    CHECK(tm->n_images == 1 && tm->vision_ms > 0 && tm->decode_steps == 19);
+    blipc_captioner_free(c);
+}
+
+TEST(batches_match_golden_and_one_at_a_time) {
+    NEED_VOCAB();
+    const char *two[2] = {th_fixture("blip2-tiny/synthetic.png"), th_fixture("blip2-tiny/coco_000000039769.png")};
+    for (int mb = 1; mb <= 2; mb++) {
+        blipc_captioner *c = cap_open(model_dir(), mb, 0, BLIPC_WEIGHTS_AUTO);
+        if (!c) return;
+        blipc_gen_params gp;
+        gen20(c, &gp);
+        CHECK_STATUS(blipc_captioner_caption_files(c, two, 2, PROMPT, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+        check_result_tokens(c, 0, "batch_greedy_prompt_tokens", 0);
+        check_result_tokens(c, 1, "batch_greedy_prompt_tokens", 1);
+        CHECK_STATUS(blipc_captioner_caption_files(c, two, 2, NULL, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+        check_result_tokens(c, 0, "batch_greedy_noprompt_tokens", 0);
+        check_result_tokens(c, 1, "batch_greedy_noprompt_tokens", 1);
+        blipc_captioner_free(c);
+    }
+}
+
+/* a temp model dir: symlinks to every fixture file except `skip`; `weights`
+ * (if given) becomes model.safetensors; `config` (if given) is written as config.json */
+static const char *make_dir(const char *name, const char *skip, const char *weights, const char *config) {
+    static char dirs[8][512];
+    static int k;
+    char *d = dirs[k++ & 7];
+    snprintf(d, sizeof dirs[0], "%s/%s", th_tmpdir(), name);
+    mkdir(d, 0755);
+    static const char *files[] = {"config.json", "model.safetensors", "preprocessor_config.json",
+                                  "processor_config.json", "vocab.json", "merges.txt", "tokenizer_config.json",
+                                  "special_tokens_map.json", "added_tokens.json", "tokenizer.json"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        if (skip && !strcmp(files[i], skip)) continue;
+        char dst[1024];
+        snprintf(dst, sizeof dst, "%s/%s", d, files[i]);
+        unlink(dst);
+        if (!strcmp(files[i], "config.json") && config) {
+            th_write_file(dst, config, strlen(config));
+            continue;
+        }
+        const char *src = th_fixture("blip2-tiny/model.safetensors");
+        if (weights) src = weights[0] == '/' ? weights : th_fixture(weights);
+        if (strcmp(files[i], "model.safetensors") != 0) {
+            char rel[256];
+            snprintf(rel, sizeof rel, "blip2-tiny/%s", files[i]);
+            src = th_fixture(rel);
+        }
+        if (symlink(src, dst) != 0) perror("symlink");
+    }
+    return d;
+}
+
+TEST(bf16_checkpoint_greedy_matches_golden) {
+    NEED_VOCAB();
+    const char *d = make_dir("bf16", NULL, "blip2-tiny/model-bf16.safetensors", NULL);
+    const blipc_weight_type modes[2] = {BLIPC_WEIGHTS_AUTO, BLIPC_WEIGHTS_F32};
+    for (int m = 0; m < 2; m++) {
+        blipc_captioner *c = cap_open(d, 0, 0, modes[m]);
+        if (!c) return;
+        blipc_gen_params gp;
+        gen20(c, &gp);
+        const char *one[1] = {th_fixture("blip2-tiny/synthetic.png")};
+        CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, PROMPT, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+        check_result_tokens(c, 0, "bf16w_greedy_prompt_tokens", 0);
+        blipc_captioner_free(c);
+    }
+}
+
+TEST(dump_writes_intermediates_matching_golden) {
+    NEED_VOCAB();
+    blipc_captioner *c = cap_open(model_dir(), 0, 1, BLIPC_WEIGHTS_AUTO);
+    if (!c) return;
+    blipc_gen_params gp;
+    gen20(c, &gp);
+    gp.max_new_tokens = 2;
+    const char *two[2] = {th_fixture("blip2-tiny/synthetic.png"), th_fixture("blip2-tiny/coco_000000039769.png")};
+    CHECK_STATUS(blipc_captioner_caption_files(c, two, 2, NULL, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+    char path[600];
+    snprintf(path, sizeof path, "%s/dump.safetensors", th_tmpdir());
+    CHECK_STATUS(blipc_captioner_dump(c, path), BLIPC_OK, blipc_captioner_errmsg(c));
+    blipc_safetensors *d;
+    blipc_err e = {0};
+    CHECK_STATUS(blipc__st_open_file(path, &d, &e), BLIPC_OK, e.msg);
+    if (!e.status) {
+        const char *names[4] = {"pixel_values", "vision_last_hidden_state", "qformer_last_hidden_state",
+                                "language_projection"};
+        const char *gold[4] = {"pixel_values", "batch_vision_last_hidden_state", "batch_qformer_last_hidden_state",
+                               "batch_language_projection"};
+        for (int i = 0; i < 4; i++) {
+            const float *p;
+            CHECK_STATUS(blipc__st_get_f32(d, names[i], -1, NULL, &p, &e), BLIPC_OK, e.msg);
+            if (!p) continue;
+            if (i == 0) {
+                size_t n;
+                const float *g0 = gf("pixel_values", &n), *g1 = gf("pixel_values_photo", NULL);
+                CHECK(th_max_abs_diff(p, g0, n) <= 1e-5);
+                CHECK(th_max_abs_diff(p + n, g1, n) <= 1e-5);
+            } else {
+                CHECK_CLOSE(p, gold[i], TOL_HIDDEN);
+            }
+        }
+        const char *meta = blipc__st_metadata(d, "image_indices");
+        CHECK(meta && !strcmp(meta, "0,1"));
+        blipc__st_free(d);
+    }
+    blipc_captioner_free(c);
+}
+
+TEST(batch_with_bad_images_still_captions_the_others) {
+    NEED_VOCAB();
+    char notimg[600], trunc[600];
+    snprintf(notimg, sizeof notimg, "%s/notes.png", th_tmpdir());
+    snprintf(trunc, sizeof trunc, "%s/truncated.png", th_tmpdir());
+    th_write_file(notimg, "this is not an image\n", 21);
+    size_t n;
+    char *png = th_read_file(th_fixture("blip2-tiny/coco_000000039769.png"), &n);
+    CHECK(png != NULL);
+    if (png) th_write_file(trunc, png, n / 3);
+    free(png);
+    const char *paths[5] = {notimg, th_fixture("blip2-tiny/synthetic.png"), trunc,
+                            "/nonexistent/blipc/missing.jpg", th_fixture("blip2-tiny/coco_000000039769.png")};
+    blipc_captioner *c = cap_open(model_dir(), 2, 0, BLIPC_WEIGHTS_AUTO);
+    if (!c) return;
+    blipc_gen_params gp;
+    gen20(c, &gp);
+    CHECK_STATUS(blipc_captioner_caption_files(c, paths, 5, PROMPT, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+    CHECK_EQ_INT(blipc_captioner_result_count(c), 5);
+    CHECK(blipc_captioner_result_status(c, 0) == BLIPC_ERR_FORMAT);
+    CHECK_CONTAINS(blipc_captioner_result_error(c, 0), "notes.png");
+    CHECK(blipc_captioner_result_status(c, 2) == BLIPC_ERR_FORMAT);
+    CHECK_CONTAINS(blipc_captioner_result_error(c, 2), "truncated.png");
+    CHECK(blipc_captioner_result_status(c, 3) == BLIPC_ERR_IO);
+    CHECK_CONTAINS(blipc_captioner_result_error(c, 3), "missing.jpg");
+    CHECK(blipc_captioner_result_text(c, 3) == NULL);
+    size_t nt = 99;
+    CHECK(blipc_captioner_result_tokens(c, 3, &nt) == NULL && nt == 0);
+    check_result_tokens(c, 1, "greedy_prompt_tokens", 0);
+    check_result_tokens(c, 4, "photo_greedy_prompt_tokens", 0);
+    /* in-memory images: one NULL entry */
+    blipc_image *img;
+    char err[512];
+    CHECK_STATUS(blipc_image_load_file(paths[1], NULL, &img, err, sizeof err), BLIPC_OK, err);
+    const blipc_image *imgs[2] = {NULL, img};
+    CHECK_STATUS(blipc_captioner_caption_images(c, imgs, 2, PROMPT, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+    CHECK(blipc_captioner_result_status(c, 0) == BLIPC_ERR_INVALID_ARG);
+    check_result_tokens(c, 1, "greedy_prompt_tokens", 0);
+    blipc_image_free(img);
+    blipc_captioner_free(c);
+}
+
+static int abort_after_3(void *user, float f) {
+    (void)f;
+    return ++*(int *)user < 3;
+}
+
+TEST(bad_call_arguments_are_clear_errors) {
+    NEED_VOCAB();
+    blipc_captioner *c = cap_open(model_dir(), 0, 0, BLIPC_WEIGHTS_AUTO);
+    if (!c) return;
+    blipc_gen_params gp;
+    gen20(c, &gp);
+    const char *one[1] = {th_fixture("blip2-tiny/synthetic.png")};
+    /* prompt longer than the decoder positions */
+    size_t big = 3000;
+    char *longp = malloc(big * 4 + 1);
+    for (size_t i = 0; i < big; i++) memcpy(longp + 4 * i, "cat ", 4);
+    longp[big * 4] = 0;
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, longp, &gp), BLIPC_ERR_LIMIT, blipc_captioner_errmsg(c));
+    CHECK_CONTAINS(blipc_captioner_errmsg(c), "max_position_embeddings");
+    CHECK_EQ_INT(blipc_captioner_result_count(c), 0);
+    free(longp);
+    /* num_beams 0 and absurd */
+    gp.num_beams = 0;
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, PROMPT, &gp), BLIPC_ERR_INVALID_ARG, blipc_captioner_errmsg(c));
+    CHECK_CONTAINS(blipc_captioner_errmsg(c), "num_beams");
+    gp.num_beams = 1000;
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, PROMPT, &gp), BLIPC_ERR_INVALID_ARG, blipc_captioner_errmsg(c));
+    CHECK_CONTAINS(blipc_captioner_errmsg(c), "num_beams");
+    gen20(c, &gp);
+    /* invalid UTF-8 prompt */
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, "caf\xc3", &gp), BLIPC_ERR_INVALID_ARG, blipc_captioner_errmsg(c));
+    CHECK_CONTAINS(blipc_captioner_errmsg(c), "prompt");
+    CHECK_STATUS(blipc_captioner_caption_files(c, NULL, 1, NULL, &gp), BLIPC_ERR_INVALID_ARG, blipc_captioner_errmsg(c));
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 0, NULL, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+    CHECK_EQ_INT(blipc_captioner_result_count(c), 0);
+    /* dump without keep_debug_tensors */
+    CHECK_STATUS(blipc_captioner_dump(c, "/tmp/x.safetensors"), BLIPC_ERR_INVALID_ARG, blipc_captioner_errmsg(c));
+    CHECK_CONTAINS(blipc_captioner_errmsg(c), "keep_debug_tensors");
+    /* progress callback aborts generation */
+    int calls = 0;
+    gp.progress = abort_after_3;
+    gp.progress_user = &calls;
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, PROMPT, &gp), BLIPC_ERR_ABORTED, blipc_captioner_errmsg(c));
+    CHECK_EQ_INT(calls, 3);
+    blipc_captioner_free(c);
+    blipc_captioner_free(NULL);
+    CHECK(blipc_captioner_result_count(NULL) == 0);
+    CHECK_STATUS(blipc_captioner_open(NULL, NULL, &c, NULL, 0), BLIPC_ERR_INVALID_ARG, "NULL dir");
+}
+
+static void expect_open_error(const char *dir, blipc_status want, const char *needle) {
+    blipc_captioner *c = (blipc_captioner *)1;
+    char err[1024] = "";
+    blipc_status st = blipc_captioner_open(dir, NULL, &c, err, sizeof err);
+    CHECK_STATUS(st, want, err);
+    CHECK(c == NULL);
+    CHECK_CONTAINS(err, needle);
+    if (st == BLIPC_OK) blipc_captioner_free(c);
+}
+
+TEST(missing_files_are_named) {
+    expect_open_error(make_dir("novocab", "vocab.json", NULL, NULL), BLIPC_ERR_IO, "vocab.json");
+    expect_open_error(make_dir("nomerges", "merges.txt", NULL, NULL), BLIPC_ERR_IO, "merges.txt");
+    expect_open_error(make_dir("noproc", "preprocessor_config.json", NULL, NULL), BLIPC_ERR_IO,
+                      "preprocessor_config.json");
+    expect_open_error(make_dir("noconfig", "config.json", NULL, NULL), BLIPC_ERR_IO, "config.json");
+    expect_open_error(make_dir("noweights", "model.safetensors", NULL, NULL), BLIPC_ERR_IO, "model.safetensors");
+    expect_open_error("/nonexistent/blipc-model", BLIPC_ERR_IO, "/nonexistent/blipc-model");
+}
+
+static char *config_with2(const char *cfg, const char *from, const char *to);
+/* config.json with one substitution applied */
+static char *config_with(const char *from, const char *to) {
+    char *cfg = th_read_file(th_fixture("blip2-tiny/config.json"), NULL);
+    char *r = cfg ? config_with2(cfg, from, to) : NULL;
+    free(cfg);
+    return r;
+}
+
+static char *config_with2(const char *cfg, const char *from, const char *to) {
+    const char *at = strstr(cfg, from);
+    if (!at) {
+        fprintf(stderr, "config.json has no \"%s\"\n", from);
+        return NULL;
+    }
+    size_t n = strlen(cfg) + strlen(to) + 1;
+    char *out = malloc(n);
+    size_t pre = (size_t)(at - cfg);
+    memcpy(out, cfg, pre);
+    strcpy(out + pre, to);
+    strcat(out, at + strlen(from));
+    return out;
+}
+
+TEST(mismatched_config_dimensions_are_caught) {
+    NEED_VOCAB();
+    struct { const char *from, *to, *name, *needle; blipc_status want; } cases[] = {
+        /* Q-Former says 32 for the encoder width, the vision tower is 48 wide */
+        {"\"encoder_hidden_size\": 48", "\"encoder_hidden_size\": 32", "qf_enc", "encoder_hidden_size", BLIPC_ERR_MODEL},
+        /* vision width 40: the Q-Former's stated 48 no longer matches */
+        {"\"hidden_size\": 48", "\"hidden_size\": 40", "vis_hidden", "encoder_hidden_size", BLIPC_ERR_MODEL},
+        /* OPT width 32: the projection tensor is [64, 64] */
+        {"\"hidden_size\": 64,\n    \"model_type\": \"opt\"", "\"hidden_size\": 32,\n    \"model_type\": \"opt\"",
+         "text_hidden", "language_projection.weight", BLIPC_ERR_MODEL},
+        /* OPT vocabulary of the old checkpoints (50272) vs the tensors' 50304 rows */
+        {"\"vocab_size\": 50304", "\"vocab_size\": 50272", "text_vocab", "embed_tokens.weight", BLIPC_ERR_MODEL},
+        /* Q-Former FFN 128 vs tensors of 160 */
+        {"\"intermediate_size\": 160", "\"intermediate_size\": 128", "qf_ffn", "intermediate_query.dense.weight",
+         BLIPC_ERR_MODEL},
+        /* more query tokens than the checkpoint has */
+        {"\"num_query_tokens\": 8", "\"num_query_tokens\": 9", "nq", "query_tokens", BLIPC_ERR_MODEL},
+        /* heads that do not divide the width */
+        {"\"num_attention_heads\": 4,\n    \"num_hidden_layers\": 3", "\"num_attention_heads\": 5,\n    \"num_hidden_layers\": 3",
+         "qf_heads", "num_attention_heads", BLIPC_ERR_MODEL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *cfg = config_with(cases[i].from, cases[i].to);
+        if (cfg && !strcmp(cases[i].name, "text_hidden")) { /* word_embed_proj_dim follows hidden_size */
+            char *c2 = config_with2(cfg, "\"word_embed_proj_dim\": 64", "\"word_embed_proj_dim\": 32");
+            free(cfg);
+            cfg = c2;
+        }
+        CHECK(cfg != NULL);
+        if (!cfg) continue;
+        expect_open_error(make_dir(cases[i].name, NULL, NULL, cfg), cases[i].want, cases[i].needle);
+        free(cfg);
+    }
+}
+
+/* Rewrite model.safetensors without one tensor / with one tensor of another shape. */
+static const char *crafted_weights(const char *name, const char *drop, const char *reshape) {
+    static char path[8][600];
+    static int k;
+    char *p = path[k++ & 7];
+    snprintf(p, sizeof path[0], "%s/%s.safetensors", th_tmpdir(), name);
+    size_t n = blipc__st_count(M32.st), m = 0;
+    blipc_st_write_tensor *t = calloc(n, sizeof *t);
+    for (size_t i = 0; i < n; i++) {
+        const blipc_st_tensor *s = blipc__st_at(M32.st, i);
+        if (drop && !strcmp(s->name, drop)) continue;
+        t[m].name = s->name;
+        t[m].dtype = s->dtype;
+        t[m].ndim = s->ndim;
+        memcpy(t[m].shape, s->shape, sizeof s->shape);
+        t[m].data = s->data;
+        if (reshape && !strcmp(s->name, reshape)) { /* same bytes, transposed shape claim */
+            int64_t a = t[m].shape[0];
+            t[m].shape[0] = t[m].shape[1];
+            t[m].shape[1] = a;
+        }
+        m++;
+    }
+    blipc_err e = {0};
+    CHECK_STATUS(blipc__st_write(p, t, m, NULL, 0, &e), BLIPC_OK, e.msg);
+    free(t);
+    return p;
+}
+
+TEST(checkpoint_missing_tensor_or_wrong_shape_is_named) {
+    NEED_VOCAB();
+    const char *a = crafted_weights("drop", "qformer.encoder.layer.2.crossattention.attention.key.weight", NULL);
+    expect_open_error(make_dir("drop", NULL, a, NULL), BLIPC_ERR_MODEL,
+                      "missing tensor qformer.encoder.layer.2.crossattention.attention.key.weight");
+    const char *b = crafted_weights("shape", NULL, "language_model.model.decoder.layers.1.fc1.weight");
+    expect_open_error(make_dir("shape", NULL, b, NULL), BLIPC_ERR_MODEL,
+                      "language_model.model.decoder.layers.1.fc1.weight");
+    expect_open_error(make_dir("shape2", NULL, b, NULL), BLIPC_ERR_MODEL, "expected [256, 64]");
+    const char *c = crafted_weights("novis", "vision_model.encoder.layers.1.self_attn.qkv.bias", NULL);
+    expect_open_error(make_dir("novis", NULL, c, NULL), BLIPC_ERR_MODEL, "vision_model.encoder.layers.1.self_attn.qkv.bias");
+}
+
+/* A separate lm_head tensor is used when present (here: embed_tokens scaled by 2
+ * -> every logit doubles, so greedy tokens stay but the logits change). */
+TEST(open_from_parts_in_memory_with_untied_lm_head) {
+    size_t n = blipc__st_count(M32.st);
+    blipc_st_write_tensor *t = calloc(n + 1, sizeof *t);
+    const blipc_st_tensor *emb = blipc__st_find(M32.st, "language_model.model.decoder.embed_tokens.weight");
+    float *head = malloc(emb->nbytes);
+    for (int64_t i = 0; i < emb->numel; i++) head[i] = 2.0f * ((const float *)emb->data)[i];
+    for (size_t i = 0; i < n; i++) {
+        const blipc_st_tensor *s = blipc__st_at(M32.st, i);
+        t[i] = (blipc_st_write_tensor){s->name, s->dtype, s->ndim, {0}, s->data};
+        memcpy(t[i].shape, s->shape, sizeof s->shape);
+    }
+    t[n] = (blipc_st_write_tensor){"language_model.lm_head.weight", BLIPC_DT_F32, 2, {emb->shape[0], emb->shape[1]}, head};
+    char path[600];
+    snprintf(path, sizeof path, "%s/untied.safetensors", th_tmpdir());
+    blipc_err e = {0};
+    CHECK_STATUS(blipc__st_write(path, t, n + 1, NULL, 0, &e), BLIPC_OK, e.msg);
+    size_t sz;
+    char *bytes = th_read_file(path, &sz);
+    blipc_safetensors *st;
+    CHECK_STATUS(blipc__st_open_memory(bytes, sz, "untied", &st, &e), BLIPC_OK, e.msg);
+    blipc_captioner *c = NULL;
+    CHECK_STATUS(blipc__captioner_open_from(&M32.cfg, st, NULL, NULL, NULL, &c, &e), BLIPC_OK, e.msg);
+    if (c) {
+        blipc_gen_params gp;
+        gen20(c, &gp);
+        size_t L;
+        const int64_t *ids64 = gi("prompt_input_ids", &L);
+        int32_t ids[32];
+        for (size_t i = 0; i < L; i++) ids[i] = (int32_t)ids64[i];
+        CHECK_STATUS(blipc__captioner_caption_pixels(c, gf("pixel_values", NULL), 1, ids, L, &gp), BLIPC_OK,
+                     blipc_captioner_errmsg(c));
+        check_result_tokens(c, 0, "greedy_prompt_tokens", 0);
+        CHECK(blipc_captioner_result_text(c, 0) && !*blipc_captioner_result_text(c, 0));
+        /* a text prompt needs a tokenizer */
+        CHECK_STATUS(blipc_captioner_caption_images(c, NULL, 0, "hello", &gp), BLIPC_ERR_INVALID_ARG,
+                     blipc_captioner_errmsg(c));
+        blipc_captioner_free(c);
+    }
+    free(bytes);
+    free(head);
+    free(t);
+}
+
 int main(void) {
     th_require_file(th_fixture("blip2-tiny/golden.safetensors"));
     blipc_err e;
@@ -370,6 +846,20 @@ int main(void) {
     RUN(greedy_tokens_with_kv_cache_match_golden);
     RUN(batched_greedy_tokens_match_golden);
     RUN(kv_cache_copy_slots_permutes_sequences);
+    have_vocab = access(th_fixture("blip2-tiny/vocab.json"), R_OK) == 0 &&
+                 access(th_fixture("blip2-tiny/merges.txt"), R_OK) == 0;
+    if (!have_vocab) fprintf(stderr, "NOTE: OPT vocab files absent: captioner API tests are skipped\n");
+    RUN(prompt_tokenizes_to_golden_ids);
+    RUN(caption_files_greedy_match_golden_synthetic_and_photo);
+    RUN(batches_match_golden_and_one_at_a_time);
+    RUN(bf16_checkpoint_greedy_matches_golden);
+    RUN(dump_writes_intermediates_matching_golden);
+    RUN(batch_with_bad_images_still_captions_the_others);
+    RUN(bad_call_arguments_are_clear_errors);
+    RUN(missing_files_are_named);
+    RUN(mismatched_config_dimensions_are_caught);
+    RUN(checkpoint_missing_tensor_or_wrong_shape_is_named);
+    RUN(open_from_parts_in_memory_with_untied_lm_head);
     model_free(&M32);
     model_free(&M16);
     blipc__st_free(golden);
