@@ -188,8 +188,9 @@ blipc_status blipc__bert_config_load(const char *dir, blipc_bert_config *c, blip
                 if (cJSON_IsString(mp) && strlen(mp->valuestring) < sizeof pool_dir && !strstr(mp->valuestring, ".."))
                     strcpy(pool_dir, mp->valuestring);
             } else if (strcmp(t, "sentence_transformers.models.Transformer") != 0) {
-                cJSON_Delete(root);
-                return blipc__errf(e, BLIPC_ERR_UNSUPPORTED, "%s: module type \"%s\" is not supported", path, t);
+                blipc__errf(e, BLIPC_ERR_UNSUPPORTED, "%s: module type \"%s\" is not supported", path, t);
+                cJSON_Delete(root); /* t points into root: format the message first */
+                return BLIPC_ERR_UNSUPPORTED;
             }
         }
         cJSON_Delete(root);
