@@ -143,6 +143,7 @@ typedef struct jpeg_ctx {
     jmp_buf jb;
     char msg[JMSG_LENGTH_MAX];
     int code;
+    int finishing; /* in jpeg_finish_decompress: running out of data is fine */
     struct jpeg_decompress_struct cinfo;
     uint8_t *row;
     blipc_image *img;
@@ -158,7 +159,8 @@ static void jpeg_on_error(j_common_ptr cinfo) {
 /* Warnings are silent, except running out of data: Pillow refuses truncated
  * files ("image file is truncated") and so do we. */
 static void jpeg_on_message(j_common_ptr cinfo, int level) {
-    if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_on_error(cinfo);
+    if (level == -1 && cinfo->err->msg_code == JWRN_JPEG_EOF && !((jpeg_ctx *)cinfo->err)->finishing)
+        jpeg_on_error(cinfo);
 }
 
 static void jpeg_silent_output(j_common_ptr cinfo) { (void)cinfo; }
@@ -251,8 +253,10 @@ static blipc_status decode_jpeg(const uint8_t *data, size_t size, const char *na
             }
         }
     }
-    /* No jpeg_finish_decompress: like Pillow, data after the last scanline
-     * (a missing EOI) does not matter. */
+    /* Like Pillow: markers after the image are still read (a corrupt one is
+     * an error) but a missing EOI does not matter. */
+    c->finishing = 1;
+    jpeg_finish_decompress(ci);
     *out = c->img;
     c->img = NULL;
 done:
@@ -391,6 +395,8 @@ static blipc_status decode_png_once(const uint8_t *data, size_t size, const char
         goto done;
     }
     png_set_read_fn(c->png, c, png_on_read);
+    /* Pillow verifies the CRC of every chunk before the image data */
+    png_set_crc_action(c->png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     if (bytewise) png_set_compression_buffer_size(c->png, 1); /* IDAT read size */
     png_set_user_limits(c->png, 0x7fffffff, 0x7fffffff); /* our own pixel limit was applied above */
     png_read_info(c->png, c->info);
@@ -487,7 +493,8 @@ static blipc_status decode_png(const uint8_t *data, size_t size, const char *nam
 /* First frame of a GIF as Pillow 9.4 loads it: the canvas (screen size, grown
  * to hold the frame) starts as the frame's transparency index if it has one,
  * else index 0; the frame is decoded over it with every index written
- * (transparency is ignored by convert("RGB")); indices map through the local
+ * (transparency is ignored by convert("RGB")); data that stops before the last
+ * pixel is an error ("image file is truncated"); indices map through the local
  * or global colour table, and indices past the table are gray (i, i, i). */
 typedef struct gif_reader {
     const uint8_t *d;
@@ -593,7 +600,7 @@ static blipc_status decode_gif(const uint8_t *data, size_t size, const char *nam
                     st = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data", name);
                     goto done;
                 }
-                if (len == 0) { /* image data ended early: the rest keeps the fill */
+                if (len == 0) { /* image data ended early */
                     ended = 2;
                     break;
                 }
@@ -668,7 +675,13 @@ static blipc_status decode_gif(const uint8_t *data, size_t size, const char *nam
             }
         }
     }
-    /* The frame's data must be present up to its terminator (Pillow reads it all). */
+    /* Pillow refuses a frame whose data ends (end code or block terminator)
+     * before every pixel is set, and reads the data up to its terminator. */
+    if (npx < total) {
+        st = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: truncated GIF data (image data ends after %llu of %llu pixels)", name,
+                         (unsigned long long)npx, (unsigned long long)total);
+        goto done;
+    }
     if (ended != 2) {
         while (blockleft > 0) {
             if (gif_byte(&r) < 0) {
