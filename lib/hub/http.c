@@ -327,8 +327,9 @@ blipc_status blipc__http_get_mem(blipc_hub *h, const char *url, size_t max, char
 static void report(blipc__dl *dl, int force) {
     if (!dl->prog || !dl->hub->progress) return;
     double now = blipc__now();
-    if (!force && now - dl->last_report < 0.1) return;
+    if (!force && now - dl->last_report < 0.1 && dl->offset - dl->last_offset < (1u << 20)) return;
     dl->last_report = now;
+    dl->last_offset = dl->offset;
     dl->prog->event = BLIPC_HUB_EVENT_FILE_PROGRESS;
     dl->prog->file_done = dl->offset;
     dl->prog->bytes_done = dl->pull_base + dl->offset;

@@ -411,7 +411,7 @@ static blipc_status download_file(pull_ctx *c, pull_file *f, uint64_t pull_base,
     dl.expected = f->size;
     dl.git = kind == 1;
     int with_auth = blipc__url_same_host(f->url, h->endpoint);
-    int attempt = 0;
+    int attempt = 0, bad_sums = 0;
     for (;;) {
         if (fd < 0) {
             fd = open(inc, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
@@ -496,12 +496,12 @@ static blipc_status download_file(pull_ctx *c, pull_file *f, uint64_t pull_base,
                 close(fd);
                 fd = -1;
                 unlink(inc);
-                attempt++; /* counts even though bytes arrived */
-                if (attempt > h->max_retries) {
-                    st = blipc__errf(e, BLIPC_ERR_NETWORK, "%s: %s (after %d tries)", what, why, attempt);
+                bad_sums++; /* never reset by progress: bytes arrived, but wrong ones */
+                if (bad_sums > h->max_retries) {
+                    st = blipc__errf(e, BLIPC_ERR_NETWORK, "%s: %s (after %d tries)", what, why, bad_sums);
                     break;
                 }
-                if (!notify_retry(c, f->name, attempt, why)) {
+                if (!notify_retry(c, f->name, bad_sums, why)) {
                     st = blipc__errf(e, BLIPC_ERR_ABORTED, "%s: aborted", what);
                     break;
                 }
@@ -553,6 +553,9 @@ static blipc_status fetch_small(pull_ctx *c, const char *name, int *not_found, b
     if (not_found) *not_found = 0;
     blipc_status st;
     if (already_cached(c, &f, &st, e)) return st;
+    c->prog.file_index = 0;
+    c->prog.n_files = 1;
+    c->prog.bytes_total = f.size;
     return download_file(c, &f, 0, e);
 }
 
@@ -666,6 +669,9 @@ static blipc_status pull_impl(blipc_hub *h, const blipc__hub_spec *sp, char *dir
     }
     if ((st = blipc__hub_detect_kind(h, cfg, cfg_what, &k, e))) goto done;
     if ((st = blipc__hub_check_config(h, cfg, cfg_what, k.name, sp->repo, e))) goto done;
+    /* as huggingface_hub: the ref is written as soon as the commit is known, so an interrupted
+     * pull leaves a snapshot whose missing files resolve() can name */
+    if ((st = blipc__hub_write_ref(c.repo_dir, sp->rev, c.commit, e))) goto done;
     /* 2. weights: sharded (index) or a single file */
     int idx_missing = 1;
     if (!c.have_listing || blipc__strlist_has(&c.listing, "model.safetensors.index.json"))
@@ -823,12 +829,13 @@ blipc_status blipc_hub_resolve(blipc_hub *h, const char *model, char *dir, size_
             blipc__strlist_free(&missing);
             return out_path(snap, dir, cap, e);
         }
-        if (cst == BLIPC_ERR_UNSUPPORTED || cst == BLIPC_ERR_NOMEM) {
+        if (cst != BLIPC_ERR_IO) { /* a wrong or unsupported model: downloading will not help */
             blipc__strlist_free(&missing);
             *e = ce;
             return cst;
         }
     }
+    size_t n_missing = missing.n;
     blipc__strlist_free(&missing);
     if (!h->offline && h->allow_pull) {
         if (cst != BLIPC_ERR_NOT_FOUND)
@@ -841,7 +848,7 @@ blipc_status blipc_hub_resolve(blipc_hub *h, const char *model, char *dir, size_
                            "%s is not in the Hugging Face cache %s (%s): run `blipc-pull %s` on a machine with "
                            "network access and copy %s/ into the cache, or pass a model directory",
                            model, h->cache_dir, why, model, strrchr(rd, '/') + 1);
-    return blipc__errf(e, cst == BLIPC_ERR_IO ? BLIPC_ERR_NOT_FOUND : cst,
+    return blipc__errf(e, n_missing ? BLIPC_ERR_NOT_FOUND : cst,
                        "%s: the cached snapshot is not usable (%s): %s; run `blipc-pull %s` with network access, or "
                        "pass a model directory", model, why, ce.msg, model);
 }

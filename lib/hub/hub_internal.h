@@ -131,6 +131,7 @@ typedef struct blipc__dl {
     blipc_hub_progress *prog;
     uint64_t pull_base;      /* bytes_done of the pull before this file */
     double last_report;
+    uint64_t last_offset;
 } blipc__dl;
 
 /* GET url into dl->fd from dl->offset (Range when > 0), following redirects; auth only

@@ -278,7 +278,7 @@ blipc_status blipc__hub_check_safetensors(const char *path, blipc_err *e) {
     cJSON_Delete(j);
     uint64_t want = 8 + n + (uint64_t)end;
     if (want != (uint64_t)st.st_size)
-        return blipc__errf(e, BLIPC_ERR_MODEL, "%s: %s safetensors file: %lld bytes, its header describes %llu",
+        return blipc__errf(e, want > (uint64_t)st.st_size ? BLIPC_ERR_IO : BLIPC_ERR_FORMAT, "%s: %s safetensors file: %lld bytes, its header describes %llu",
                            path, want > (uint64_t)st.st_size ? "truncated" : "oversized", (long long)st.st_size,
                            (unsigned long long)want);
     return BLIPC_OK;
@@ -290,17 +290,23 @@ static blipc_status require(const char *dir, const char *name, blipc__strlist *m
     BLIPC_TRY(blipc__path_join(p, sizeof p, dir, name, e));
     if (blipc__file_exists(p)) return BLIPC_OK;
     (*n_missing)++;
-    if (missing) BLIPC_TRY(blipc__strlist_add(missing, name, e));
+    BLIPC_TRY(blipc__strlist_add(missing, name, e));
     return BLIPC_OK;
 }
 
 blipc_status blipc__hub_check_dir(const blipc_hub *h, const char *dir, const char *repo, char *kind, size_t kind_cap,
                                   blipc__strlist *missing, blipc_err *e) {
+    blipc__strlist local = {0};
+    if (!missing) {
+        blipc_status st2 = blipc__hub_check_dir(h, dir, repo, kind, kind_cap, &local, e);
+        blipc__strlist_free(&local);
+        return st2;
+    }
     char cfg_path[BLIPC_HUB_PATH_MAX], p[BLIPC_HUB_PATH_MAX];
     BLIPC_TRY(blipc__path_join(cfg_path, sizeof cfg_path, dir, "config.json", e));
     if (!blipc__dir_exists(dir)) return blipc__errf(e, BLIPC_ERR_IO, "%s: no such directory", dir);
     if (!blipc__file_exists(cfg_path)) {
-        if (missing) BLIPC_TRY(blipc__strlist_add(missing, "config.json", e));
+        BLIPC_TRY(blipc__strlist_add(missing, "config.json", e));
         return blipc__errf(e, BLIPC_ERR_IO, "%s: config.json is missing: not a model directory", dir);
     }
     char *txt;
@@ -337,11 +343,10 @@ blipc_status blipc__hub_check_dir(const blipc_hub *h, const char *dir, const cha
         char list[600];
         size_t k2 = 0;
         list[0] = 0;
-        if (missing)
-            for (size_t i = 0; i < missing->n && k2 < sizeof list - 64; i++)
+        for (size_t i = 0; i < missing->n && k2 < sizeof list - 64; i++)
                 k2 += (size_t)snprintf(list + k2, sizeof list - k2, "%s%s", i ? ", " : "", missing->v[i]);
         st = blipc__errf(e, BLIPC_ERR_IO, "%s: incomplete %s model: %d required file%s missing%s%s", dir, k.name,
-                         n_missing, n_missing > 1 ? "s" : "", missing ? ": " : "", list);
+                         n_missing, n_missing > 1 ? "s" : "", ": ", list);
     }
     for (size_t i = 0; !st && i < shards.n; i++) {
         st = blipc__path_join(p, sizeof p, dir, shards.v[i], e);
