@@ -14,6 +14,7 @@
 
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -828,6 +829,62 @@ TEST(open_from_parts_in_memory_with_untied_lm_head) {
     free(t);
 }
 
+/* ------------------------------------------------------------ blipc-caption */
+
+static int run_tool(const char *args, char *out, size_t cap) {
+    const char *bd = getenv("BLIPC_BUILD_DIR");
+    static char cmd[20000];
+    snprintf(cmd, sizeof cmd, "%s/tools/blipc-caption %s 2>/dev/null", bd ? bd : ".", args);
+    FILE *f = popen(cmd, "r");
+    if (!f) return -1;
+    size_t n = fread(out, 1, cap - 1, f);
+    out[n] = 0;
+    int st = pclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+TEST(tool_json_lines_and_exit_status) {
+    NEED_VOCAB();
+    const char *bd = getenv("BLIPC_BUILD_DIR");
+    char exe[1024];
+    snprintf(exe, sizeof exe, "%s/tools/blipc-caption", bd ? bd : ".");
+    if (access(exe, X_OK) != 0) {
+        fprintf(stderr, "  skipped: %s not built\n", exe);
+        return;
+    }
+    static char out[1 << 16];
+    static char args[16384];
+    char want[512];
+    /* golden greedy tokens as the JSON writes them */
+    const int64_t *g = gi("greedy_prompt_tokens", NULL);
+    size_t k = 0;
+    for (int i = 0; i < 20; i++) k += (size_t)snprintf(want + k, sizeof want - k, i ? ", %lld" : "%lld", (long long)g[i]);
+    char dumpdir[600];
+    snprintf(dumpdir, sizeof dumpdir, "%s/tooldump", th_tmpdir());
+    snprintf(args, sizeof args, "--model %s --threads 1 --max-new-tokens 20 --json --dump %s --prompt '%s' %s /etc/hostname",
+             model_dir(), dumpdir, PROMPT, th_fixture("blip2-tiny/synthetic.png"));
+    CHECK_EQ_INT(run_tool(args, out, sizeof out), 1); /* one image failed */
+    CHECK_CONTAINS(out, want);
+    CHECK_CONTAINS(out, "\"caption\": \"");
+    CHECK_CONTAINS(out, "\"ms\": ");
+    CHECK_CONTAINS(out, "{\"image\": \"/etc/hostname\", \"error\": \"/etc/hostname");
+    char dumpf[700];
+    snprintf(dumpf, sizeof dumpf, "%s/batch-0000.safetensors", dumpdir);
+    CHECK(access(dumpf, R_OK) == 0);
+    /* plain output, all good -> 0 */
+    snprintf(args, sizeof args, "--model %s --threads 1 --max-new-tokens 3 %s", model_dir(),
+             th_fixture("blip2-tiny/synthetic.png"));
+    CHECK_EQ_INT(run_tool(args, out, sizeof out), 0);
+    CHECK(strlen(out) > 1);
+    /* usage and parameter errors */
+    CHECK_EQ_INT(run_tool("--model /nonexistent/x a.png", out, sizeof out), 2);
+    snprintf(args, sizeof args, "--model %s", model_dir());
+    CHECK_EQ_INT(run_tool(args, out, sizeof out), 2);
+    snprintf(args, sizeof args, "--model %s --num-beams 0 --json %s", model_dir(), th_fixture("blip2-tiny/synthetic.png"));
+    CHECK_EQ_INT(run_tool(args, out, sizeof out), 1);
+    CHECK_CONTAINS(out, "num_beams");
+}
+
 int main(void) {
     th_require_file(th_fixture("blip2-tiny/golden.safetensors"));
     blipc_err e;
@@ -860,6 +917,7 @@ int main(void) {
     RUN(mismatched_config_dimensions_are_caught);
     RUN(checkpoint_missing_tensor_or_wrong_shape_is_named);
     RUN(open_from_parts_in_memory_with_untied_lm_head);
+    RUN(tool_json_lines_and_exit_status);
     model_free(&M32);
     model_free(&M16);
     blipc__st_free(golden);
