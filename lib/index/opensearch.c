@@ -1054,13 +1054,13 @@ static blipc_status poll_task(blipc__os_http *h, const blipc_logger *lg, const c
             cJSON_Delete(j);
             return st;
         }
-        cJSON_Delete(j);
         if (strcmp(state, "CREATED") && strcmp(state, "RUNNING"))
             blipc__logf(lg, BLIPC_LOG_WARN, "opensearch: %s: unknown task state %s, still waiting", what, state);
+        cJSON_Delete(j); /* `state` points into j */
         if (now_ms() + (double)wait > deadline)
             return blipc__errf(e, BLIPC_ERR_ABORTED,
                                "opensearch %s: %s: task %s still %s after %d s (see GET /_plugins/_ml/tasks/%s)",
-                               blipc__os_http_base(h), what, task_id, state, timeout_ms / 1000, task_id);
+                               blipc__os_http_base(h), what, task_id, last_state, timeout_ms / 1000, task_id);
         sleep_ms(wait);
         if (wait < 5000) wait = wait * 3 / 2 + 1;
     }

@@ -709,7 +709,15 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     # -- plumbing
+    def note_status(self, status, obj=None):
+        entry = getattr(self, "log_entry", None)
+        if entry is not None:
+            entry["status"] = status
+            if isinstance(obj, dict) and isinstance(obj.get("items"), list):
+                entry["item_status"] = [next(iter(it.values())).get("status") for it in obj["items"]]
+
     def send_json(self, status, obj, extra_headers=None):
+        self.note_status(status, obj)
         data = b"" if obj is None else json.dumps(obj).encode()
         self.send_response(status)
         if obj is not None:
@@ -722,6 +730,7 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def drop(self):
+        self.note_status("dropped")
         self.close_connection = True
         try:
             self.connection.shutdown(socket.SHUT_RDWR)
@@ -734,7 +743,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self): self.handle_any()
     def do_HEAD(self): self.handle_any()
 
-    def take_fault(self, key, path):
+    def take_fault(self, key, path, when=None):
         st = self.server.state
         with st.lock:
             f = st.faults.get(key)
@@ -742,11 +751,14 @@ class Handler(BaseHTTPRequestHandler):
                 return None
             if f.get("path") and f["path"] not in path:
                 return None
+            if when is not None and f.get("when", "before") != when:
+                return None
             f["count"] -= 1
             return dict(f)
 
     def handle_any(self):
         st = self.server.state
+        self.log_entry = None
         url = urlsplit(self.path)
         path = unquote(url.path)
         query = dict(parse_qsl(url.query, keep_blank_values=True))
@@ -780,6 +792,7 @@ class Handler(BaseHTTPRequestHandler):
                      "authorization_scheme": (self.headers.get("Authorization") or " ").split(" ")[0]}
             if entry["amz"].get("x-amz-content-sha256"):
                 entry["amz_sha256_ok"] = entry["amz"]["x-amz-content-sha256"] == hashlib.sha256(raw).hexdigest()
+            self.log_entry = entry
             with st.lock:
                 st.log.append(entry)
             if len(raw) > st.max_content_length:
@@ -790,8 +803,8 @@ class Handler(BaseHTTPRequestHandler):
             if user is False:
                 return self.send_json(401, None, {"WWW-Authenticate": 'Basic realm="OpenSearch Security"'})
             entry["user"] = user
-            f = self.take_fault("slow", path)
-            if f and f.get("when", "before") == "before":
+            f = self.take_fault("slow", path, "before")
+            if f:
                 time.sleep(float(f.get("seconds", 1.0)))
             f = self.take_fault("fail_requests", path)
             if f:
@@ -810,15 +823,13 @@ class Handler(BaseHTTPRequestHandler):
                 raise OSError_(403, "security_exception",
                                "no permissions for [indices:data/write/bulk] and User [name=%s, backend_roles=[], requestedTenant=null]" % user)
             status, obj = self.route(path, query, raw, entry)
+            self.note_status(status, obj)  # what was applied, even if the answer is then lost
             if drop:  # "after": the request was applied, the answer is lost
                 return self.drop()
-            f = self.take_fault("slow", path)
-            if f:
+            f = self.take_fault("slow", path, "after")
+            if f:  # applied, answered late
                 time.sleep(float(f.get("seconds", 1.0)))
-            headers = {}
-            if query.get("filter_path"):
-                pass
-            return self.send_json(status, obj, headers)
+            return self.send_json(status, obj)
         except OSError_ as e:
             return self.send_json(e.status, e.body() if self.command != "HEAD" else None)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -840,6 +851,7 @@ class Handler(BaseHTTPRequestHandler):
         if status in (502, 504):
             # a proxy in front of the cluster: plain text body
             data = b"<html><body>%d Gateway error</body></html>" % status
+            self.note_status(status)
             self.send_response(status)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(data)))
