@@ -292,9 +292,10 @@ TEST(more_images_decode_and_resize_like_pillow) { compare_dir_with_pillow(th_fix
  * bilevel (no palette needed), a frame smaller than the screen, animation */
 TEST(gifs_decode_like_pillow) { compare_dir_with_pillow(th_testdata("gif"), 6); }
 
-/* PNGs carrying each EXIF orientation in an eXIf chunk, written with libpng:
+/* PNGs carrying an EXIF orientation, written with libpng: how = 0 eXIf chunk,
+ * 1 "Raw profile type exif" text (hex), 2 XMP text with tiff:Orientation.
  * exif_transpose must give Pillow's ImageOps.exif_transpose result. */
-static int write_png_with_orientation(const char *path, int w, int h, int orientation) {
+static int write_png_with_orientation(const char *path, int w, int h, int orientation, int how) {
     FILE *f = fopen(path, "wb");
     if (!f) return -1;
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
@@ -310,7 +311,28 @@ static int write_png_with_orientation(const char *path, int w, int h, int orient
     /* big-endian TIFF: IFD0 with one entry, Orientation SHORT = orientation */
     png_byte exif[26] = {'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, (png_byte)orientation,
                          0, 0, 0, 0, 0, 0};
-    png_set_eXIf_1(png, info, sizeof exif, exif);
+    char text[256];
+    png_text t;
+    memset(&t, 0, sizeof t);
+    if (how == 0) {
+        png_set_eXIf_1(png, info, sizeof exif, exif);
+    } else if (how == 1) {
+        int pos = snprintf(text, sizeof text, "\nexif\n      32\n457869660000");
+        for (size_t i = 0; i < sizeof exif; i++) pos += snprintf(text + pos, sizeof text - (size_t)pos, "%02x", exif[i]);
+        t.compression = PNG_TEXT_COMPRESSION_NONE;
+        t.key = (char *)"Raw profile type exif";
+        t.text = text;
+        png_set_text(png, info, &t, 1);
+    } else {
+        snprintf(text, sizeof text,
+                 "<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:RDF><rdf:Description tiff:Orientation=\"%d\"/>"
+                 "</rdf:RDF></x:xmpmeta>",
+                 orientation);
+        t.compression = PNG_ITXT_COMPRESSION_NONE;
+        t.key = (char *)"XML:com.adobe.xmp";
+        t.text = text;
+        png_set_text(png, info, &t, 1);
+    }
     png_write_info(png, info);
     uint8_t *row = malloc((size_t)w * 3);
     for (int y = 0; y < h; y++) {
@@ -328,21 +350,23 @@ static int write_png_with_orientation(const char *path, int w, int h, int orient
 }
 
 TEST(exif_all_eight_orientations_like_pillow) {
-    char *files[8];
-    for (int o = 1; o <= 8; o++) {
-        files[o - 1] = malloc(4200);
-        snprintf(files[o - 1], 4200, "%s/orient%d.png", th_tmpdir(), o);
-        CHECK(write_png_with_orientation(files[o - 1], 7, 4, o) == 0);
+    /* 0..7: eXIf with orientation 1..8; 8, 9: raw-profile text; 10, 11: XMP */
+    char *files[12];
+    const int orient[12] = {1, 2, 3, 4, 5, 6, 7, 8, 3, 6, 5, 8}, how[12] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 2};
+    for (int k = 0; k < 12; k++) {
+        files[k] = malloc(4200);
+        snprintf(files[k], 4200, "%s/orient%d_%d.png", th_tmpdir(), orient[k], how[k]);
+        CHECK(write_png_with_orientation(files[k], 7, 4, orient[k], how[k]) == 0);
     }
     char outdir[4200];
     snprintf(outdir, sizeof outdir, "%s/pil_orient", th_tmpdir());
     mkdir(outdir, 0700);
-    int rc = run_pil(outdir, 1, files, 8);
+    int rc = run_pil(outdir, 1, files, 12);
     if (rc == 77) {
         fprintf(stderr, "  note: python3-pil absent, skipped\n");
     } else {
         CHECKF(rc == 0, "pil_reference.py failed (%d)", rc);
-        for (int o = 0; o < 8 && rc == 0; o++) compare_with_ref(files[o], outdir, 1);
+        for (int k = 0; k < 12 && rc == 0; k++) compare_with_ref(files[k], outdir, 1);
     }
     /* without exif_transpose the stored layout is kept */
     char err[1024];
@@ -352,7 +376,13 @@ TEST(exif_all_eight_orientations_like_pillow) {
     img = load(files[5], 1, err, sizeof err);
     CHECK(img && blipc_image_width(img) == 4 && blipc_image_height(img) == 7);
     blipc_image_free(img);
-    for (int o = 0; o < 8; o++) free(files[o]);
+    /* the text forms were really used (not just orientation 1) */
+    for (int k = 9; k < 12; k++) {
+        img = load(files[k], 1, err, sizeof err);
+        CHECK(img && blipc_image_width(img) == 4 && blipc_image_height(img) == 7);
+        blipc_image_free(img);
+    }
+    for (int k = 0; k < 12; k++) free(files[k]);
 }
 
 TEST(exif_parser_rejects_malformed_blocks) {

@@ -357,6 +357,75 @@ static void png_convert(png_ctx *c) {
     }
 }
 
+static int hexval(int ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Orientation of a PNG as Pillow's getexif() finds it: the eXIf chunk, else
+ * the ImageMagick-style "Raw profile type exif" text (hex after 3 lines), and
+ * when that has no orientation, "tiff:Orientation" in the XMP text. */
+static int png_orientation(png_structp png, png_infop info) {
+    png_bytep ex = NULL;
+    png_uint_32 nex = 0;
+    png_textp txt = NULL;
+    int ntxt = 0, o = 0;
+    png_get_text(png, info, &txt, &ntxt);
+    if (png_get_eXIf_1(png, info, &nex, &ex) && ex) {
+        o = blipc__exif_orientation(ex, nex);
+    } else {
+        for (int i = 0; i < ntxt; i++) {
+            if (!txt[i].key || !txt[i].text || strcmp(txt[i].key, "Raw profile type exif") != 0) continue;
+            const char *t = txt[i].text;
+            for (int nl = 0; nl < 3 && t; nl++) { /* skip "\nexif\n   <len>\n" */
+                t = strchr(t, '\n');
+                if (t) t++;
+            }
+            if (!t) break;
+            size_t len = strlen(t);
+            uint8_t *buf = malloc(len / 2 + 1);
+            if (!buf) break;
+            size_t nb = 0;
+            int hi = -1, bad = 0;
+            for (const char *q = t; *q && !bad; q++) {
+                if (*q == ' ' || *q == '\n' || *q == '\r' || *q == '\t') {
+                    if (hi >= 0 && *q != '\n') bad = 1; /* a space inside a byte */
+                    continue;
+                }
+                int v = hexval((unsigned char)*q);
+                if (v < 0) bad = 1;
+                else if (hi < 0) hi = v;
+                else {
+                    buf[nb++] = (uint8_t)(hi << 4 | v);
+                    hi = -1;
+                }
+            }
+            if (!bad && hi < 0) o = blipc__exif_orientation(buf, nb);
+            free(buf);
+            break;
+        }
+    }
+    if (o == 0) {
+        for (int i = 0; i < ntxt; i++) {
+            if (!txt[i].key || !txt[i].text || strcmp(txt[i].key, "XML:com.adobe.xmp") != 0) continue;
+            for (const char *q = strstr(txt[i].text, "tiff:Orientation"); q; q = strstr(q + 1, "tiff:Orientation")) {
+                const char *v = q + 16;
+                if (v[0] == '=' && v[1] == '"') v += 2;
+                else if (v[0] == '>') v += 1;
+                else continue;
+                if (*v >= '0' && *v <= '9') {
+                    o = *v - '0';
+                    break;
+                }
+            }
+            break;
+        }
+    }
+    return (o >= 1 && o <= 8) ? o : 0;
+}
+
 /* One decoding attempt. bytewise = feed the compressed data to zlib one byte
  * at a time (slow; used only to re-check a truncated file). *truncated is set
  * when the data ran out before the image was complete. */
@@ -450,11 +519,7 @@ static blipc_status decode_png_once(const uint8_t *data, size_t size, const char
     c->phase = 2;
     if (want_exif) png_read_end(c->png, c->info); /* an eXIf chunk may follow the image data */
 finished:
-    if (want_exif) {
-        png_bytep ex = NULL;
-        png_uint_32 nex = 0;
-        if (png_get_eXIf_1(c->png, c->info, &nex, &ex) && ex) *orientation = blipc__exif_orientation(ex, nex);
-    }
+    if (want_exif) *orientation = png_orientation(c->png, c->info);
     if (!c->direct) png_convert(c);
     *out = c->img;
     c->img = NULL;
