@@ -26,19 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The captioner is being written in parallel (issue 3): reference it weakly so
- * this tool links against a libblipc without it and reports
- * BLIPC_ERR_UNSUPPORTED instead. TODO: drop once lib/pipe has the captioner. */
-#pragma weak blipc_captioner_default_params
-#pragma weak blipc_captioner_open
-#pragma weak blipc_captioner_free
-#pragma weak blipc_captioner_default_gen_params
-#pragma weak blipc_captioner_caption_files
-#pragma weak blipc_captioner_result_status
-#pragma weak blipc_captioner_result_text
-#pragma weak blipc_captioner_result_error
-#pragma weak blipc_captioner_result_image_size
-#pragma weak blipc_captioner_errmsg
 
 #define PROG "blipc-index"
 #define DEFAULT_CAPTION_REPO "Salesforce/blip2-opt-2.7b"
@@ -617,12 +604,6 @@ int main(int argc, char **argv) {
     /* 4. caption + embed + store in batches */
     if (n_todo > 0) {
         if (resolve_model(o.caption_model, DEFAULT_CAPTION_REPO, "caption", caption_dir, sizeof caption_dir)) {
-            exit_code = 2;
-            goto done;
-        }
-        if (!blipc_captioner_open) {
-            fprintf(stderr, PROG ": caption model %s: %s: this libblipc has no captioner yet\n", caption_dir,
-                    blipc_status_str(BLIPC_ERR_UNSUPPORTED));
             exit_code = 2;
             goto done;
         }
