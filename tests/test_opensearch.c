@@ -678,6 +678,42 @@ TEST(tls_failure_is_reported_plainly) {
     CHECK_CONTAINS(err, "TLS");
 }
 
+TEST(sigv4_signs_the_exact_gzipped_bytes_for_serverless) {
+    if (live) return;
+    const char *name = fresh_index("photos-sigv4");
+    docset ds;
+    docset_make(&ds, 5, 4, 10);
+    blipc_index_params p;
+    params_for(&p, base_url(), name, 4);
+    p.aws_sigv4 = "aws:amz:us-east-1:aoss";
+    p.user = "AKIDEXAMPLE"; /* access key id / secret access key */
+    p.password = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    blipc_index *ix = NULL;
+    char err[1024] = "";
+    CHECK_STATUS(blipc_index_open(&p, &ix, err, sizeof err), BLIPC_OK, err);
+    if (!ix) return;
+    CHECK_STATUS(blipc_index_put(ix, ds.d, ds.n), BLIPC_OK, blipc_index_errmsg(ix));
+    cJSON *log = requests_log(&srv);
+    int n = 0, signed_ok = 0, bulk_ok = 0;
+    cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests")) {
+        n++;
+        signed_ok += !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(r, "authorization_scheme")) ?: "",
+                             "AWS4-HMAC-SHA256") &&
+                     cJSON_GetObjectItem(cJSON_GetObjectItem(r, "amz"), "x-amz-date") != NULL &&
+                     cJSON_IsTrue(cJSON_GetObjectItem(r, "amz_sha256_ok"));
+        bulk_ok += strstr(cJSON_GetStringValue(cJSON_GetObjectItem(r, "path")) ?: "", "/_bulk") &&
+                   !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(r, "content_encoding")) ?: "", "gzip") &&
+                   cJSON_IsTrue(cJSON_GetObjectItem(r, "amz_sha256_ok"));
+    }
+    CHECK(n >= 3);
+    CHECK_EQ_INT(signed_ok, n);
+    CHECK_EQ_INT(bulk_ok, 1);
+    cJSON_Delete(log);
+    blipc_index_close(ix);
+    docset_free(&ds);
+}
+
 /* (1 + cos) / 2 */
 static double cos_score(const float *a, const float *b, int n) {
     double d = 0, na = 0, nb = 0;
@@ -1023,6 +1059,7 @@ int main(int argc, char **argv) {
     RUN(wrong_credentials_are_reported_plainly);
     RUN(unreachable_server_is_a_network_error);
     RUN(tls_failure_is_reported_plainly);
+    RUN(sigv4_signs_the_exact_gzipped_bytes_for_serverless);
     RUN(knn_text_and_hybrid_search_rank_as_expected);
     RUN(lookups_moves_and_deletes);
     RUN(register_model_and_ingest_pipeline_mode);
