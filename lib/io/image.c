@@ -816,6 +816,8 @@ static blipc_status decode_stb(const uint8_t *data, size_t size, const char *nam
     int w = 0, h = 0, comp = 0;
     if (!stbi_info_from_memory(data, (int)size, &w, &h, &comp))
         return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: corrupt %s data: %s", name, fmt, stbi_failure_reason());
+    /* stb reports a top-down bitmap's height as negative */
+    if (h < 0 && h != INT_MIN) h = -h;
     blipc_status st = check_dims(name, fmt, (uint64_t)(w < 0 ? 0 : w), (uint64_t)(h < 0 ? 0 : h), limit, e);
     if (st) return st;
     uint8_t *px = stbi_load_from_memory(data, (int)size, &w, &h, &comp, 3);
