@@ -224,7 +224,7 @@ static int backoff_ms(const blipc_hub *h, int attempt) {
 
 static int notify_retry(pull_ctx *c, const char *file, int attempt, const char *why) {
     blipc_hub *h = c->h;
-    blipc__logf(&h->log, BLIPC_LOG_WARN, "%s: %s; retry %d of %d", file, why, attempt, h->max_retries);
+    blipc__logf(&h->log, BLIPC_LOG_INFO, "%s: %s; retry %d of %d", file, why, attempt, h->max_retries);
     if (h->progress) {
         blipc_hub_progress p = c->prog;
         p.event = BLIPC_HUB_EVENT_RETRY;
@@ -842,7 +842,7 @@ blipc_status blipc_hub_resolve(blipc_hub *h, const char *model, char *dir, size_
             blipc__logf(&h->log, BLIPC_LOG_INFO, "%s: cached snapshot incomplete (%s); pulling", model, ce.msg);
         return pull_impl(h, &sp, dir, cap, e);
     }
-    const char *why = h->offline ? "offline mode (HF_HUB_OFFLINE)" : "downloads disabled";
+    const char *why = h->offline ? "offline: HF_HUB_OFFLINE is set" : "downloads disabled";
     if (cst == BLIPC_ERR_NOT_FOUND)
         return blipc__errf(e, BLIPC_ERR_NOT_FOUND,
                            "%s is not in the Hugging Face cache %s (%s): run `blipc-pull %s` on a machine with "
