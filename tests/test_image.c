@@ -295,6 +295,9 @@ TEST(gifs_decode_like_pillow) { compare_dir_with_pillow(th_testdata("gif"), 6); 
 /* small BMPs made with Pillow: 24-bit, 32-bit, 8-bit gray, 4/8-bit palette, 1-bit, top-down */
 TEST(bmps_decode_like_pillow) { compare_dir_with_pillow(th_testdata("bmp"), 7); }
 
+/* PNG variants: 1/2/4/16-bit gray, 16-bit LA/RGBA, tRNS, short palettes, Adam7 */
+TEST(pngs_decode_like_pillow) { compare_dir_with_pillow(th_testdata("png"), 11); }
+
 /* PNGs carrying an EXIF orientation, written with libpng: how = 0 eXIf chunk,
  * 1 "Raw profile type exif" text (hex), 2 XMP text with tiff:Orientation.
  * exif_transpose must give Pillow's ImageOps.exif_transpose result. */
@@ -781,6 +784,7 @@ int main(void) {
     RUN(more_images_decode_and_resize_like_pillow);
     RUN(gifs_decode_like_pillow);
     RUN(bmps_decode_like_pillow);
+    RUN(pngs_decode_like_pillow);
     RUN(exif_all_eight_orientations_like_pillow);
     RUN(exif_parser_rejects_malformed_blocks);
     RUN(rejects_text_file_naming_it);
