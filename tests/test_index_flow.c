@@ -178,6 +178,9 @@ TEST(index_folder_then_search) {
     th_write_file(p, "not an image\n", 13);
     snprintf(p, sizeof p, "%s/trip/broken.jpg", g_dir);
     th_write_file(p, "GARBAGE, not a JPEG", 19);
+    /* PNG magic, then junk: found as an image, refused by the decoder -> skipped */
+    snprintf(p, sizeof p, "%s/trip/corrupt.png", g_dir);
+    th_write_file(p, "\x89PNG\r\n\x1a\nthis is junk after the signature", 40);
     snprintf(g_store, sizeof g_store, "%s/store/index.sqlite", th_tmpdir());
 
     const char *argv[] = {g_index_tool, "--json", "--store", g_store, "--caption-model", g_cap, "--embed-model", g_emb,
@@ -185,13 +188,20 @@ TEST(index_folder_then_search) {
     run_out r = run(argv);
     CHECKF(r.code == 0, "exit %d, stderr: %s", r.code, r.err);
     CHECK_EQ_INT(count_status(r.out, "indexed"), 6);
-    CHECK_EQ_INT(count_status(r.out, "skipped"), 2);
+    CHECK_EQ_INT(count_status(r.out, "skipped"), 3);
+    CHECK_EQ_INT(count_status(r.out, "failed"), 0);
     CHECK_CONTAINS(r.err, "6 indexed");
-    CHECK_CONTAINS(r.err, "2 skipped");
+    CHECK_CONTAINS(r.err, "3 skipped");
     cJSON *j = find_log(r.out, "/broken.jpg");
     CHECK(j != NULL);
     if (j) {
         CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(j, "reason")), "image extension");
+        cJSON_Delete(j);
+    }
+    j = find_log(r.out, "/corrupt.png");
+    CHECK(j && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")), "skipped"));
+    if (j) {
+        CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(j, "reason")), "corrupt.png");
         cJSON_Delete(j);
     }
     CHECK_EQ_INT(store_count(g_store), 6);

@@ -310,6 +310,7 @@ static int do_batch(run *r, blipc_captioner *cap, const blipc_gen_params *gp, bl
     char *answers[256][MAX_ASK];
     memset(answers, 0, sizeof answers);
     int ok[256], w[256], h[256];
+    blipc_status cst[256];   /* captioner status of images that failed */
     char *errs[256] = {0};
     int rc = 0;
     float *vec = NULL;
@@ -325,7 +326,8 @@ static int do_batch(run *r, blipc_captioner *cap, const blipc_gen_params *gp, bl
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
-        ok[i] = blipc_captioner_result_status(cap, i) == BLIPC_OK;
+        cst[i] = blipc_captioner_result_status(cap, i);
+        ok[i] = cst[i] == BLIPC_OK;
         w[i] = h[i] = 0;
         if (ok[i]) {
             captions[i] = dup_trimmed(blipc_captioner_result_text(cap, i));
@@ -363,6 +365,7 @@ static int do_batch(run *r, blipc_captioner *cap, const blipc_gen_params *gp, bl
                 if (!answers[i][q]) ok[i] = 0;
             } else {
                 ok[i] = 0;
+                cst[i] = blipc_captioner_result_status(cap, j);
                 free(errs[i]);
                 errs[i] = strdup(blipc_captioner_result_error(cap, j));
             }
@@ -428,8 +431,14 @@ static int do_batch(run *r, blipc_captioner *cap, const blipc_gen_params *gp, bl
     }
     for (size_t i = 0; i < n; i++)
         if (!ok[i]) {
-            r->n.failed++;
-            log_image(r, t[i].path, "failed", t[i].id, errs[i] ? errs[i] : "captioning failed", NULL, NULL, 0, 0, per);
+            /* a file that cannot be decoded as an image (corrupt, truncated, over the
+             * pixel limit) is skipped like a non-image; anything else is a failure */
+            int undecodable = cst[i] == BLIPC_ERR_FORMAT || cst[i] == BLIPC_ERR_IO || cst[i] == BLIPC_ERR_LIMIT ||
+                              cst[i] == BLIPC_ERR_UNSUPPORTED;
+            if (undecodable) r->n.skipped++;
+            else r->n.failed++;
+            log_image(r, t[i].path, undecodable ? "skipped" : "failed", t[i].id,
+                      errs[i] ? errs[i] : "captioning failed", NULL, NULL, 0, 0, per);
         }
     if (st != BLIPC_OK) {
         fprintf(stderr, PROG ": writing to the index failed: %s\n", blipc_index_errmsg(ix));
