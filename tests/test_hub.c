@@ -760,7 +760,65 @@ TEST(two_processes_download_a_blob_once) {
     blipc_hub_free(h);
 }
 
-int main(void) {
+static const char *pull_exe;
+
+/* run a shell command line, capture stdout (malloc'd) and the exit code */
+static char *run(const char *cmd, int *code) {
+    FILE *f = popen(cmd, "r");
+    char *out = NULL;
+    *code = -1;
+    if (!f) return NULL;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0) {
+        buf[n] = 0;
+        char **o = &out;
+        sink(buf, 1, n, o);
+    }
+    int ws = pclose(f);
+    *code = WIFEXITED(ws) ? WEXITSTATUS(ws) : -1;
+    return out;
+}
+
+TEST(blipc_pull_tool) {
+    if (!pull_exe) return;
+    const char *cache = new_cache("tool");
+    char cmd[8192], *out;
+    int code;
+    snprintf(cmd, sizeof cmd,
+             "HF_HUB_CACHE='%s' HF_ENDPOINT='%s' HF_TOKEN= HF_HUB_OFFLINE= BLIPC_MANIFEST='%s' '%s' -q "
+             "blipc-test/minilm-tiny 2>/dev/null", cache, endpoint, manifest, pull_exe);
+    out = run(cmd, &code);
+    CHECK_EQ_INT(code, 0);
+    CHECK(out && strstr(out, "/models--blipc-test--minilm-tiny/snapshots/"));
+    if (out) {
+        out[strcspn(out, "\n")] = 0;
+        CHECK(files_equal(path2(out, "vocab.txt"), th_fixture("minilm-tiny/vocab.txt")));
+    }
+    free(out);
+    /* offline check of what is there, and of what is not (exit 1, message on stderr) */
+    snprintf(cmd, sizeof cmd,
+             "HF_HUB_CACHE='%s' HF_HUB_OFFLINE=1 BLIPC_MANIFEST='%s' '%s' --check blipc-test/minilm-tiny "
+             "blipc-test/blip2-tiny 2>&1", cache, manifest, pull_exe);
+    out = run(cmd, &code);
+    CHECK_EQ_INT(code, 1);
+    CHECK(out && strstr(out, "models--blipc-test--minilm-tiny/snapshots/"));
+    CHECK_CONTAINS(out, "blip2-tiny is not in the Hugging Face cache");
+    free(out);
+    snprintf(cmd, sizeof cmd,
+             "HF_HUB_CACHE='%s' HF_ENDPOINT='%s' HF_TOKEN= BLIPC_MANIFEST='%s' '%s' blipc-test/gated-minilm 2>&1",
+             cache, endpoint, manifest, pull_exe);
+    out = run(cmd, &code);
+    CHECK_EQ_INT(code, 1);
+    CHECK_CONTAINS(out, "HF_TOKEN");
+    free(out);
+    snprintf(cmd, sizeof cmd, "'%s' --bogus 2>/dev/null", pull_exe);
+    free(run(cmd, &code));
+    CHECK_EQ_INT(code, 2);
+}
+
+int main(int argc, char **argv) {
+    pull_exe = argc > 1 ? argv[1] : NULL;
     th_require_file(th_fixture("minilm-tiny/vocab.txt"));
     th_require_file(th_fixture("blip2-tiny/vocab.json"));
     snprintf(manifest, sizeof manifest, "%s", th_testdata("../../weights/manifest.json"));
@@ -786,6 +844,7 @@ int main(void) {
     RUN(no_symlinks_filesystem);
     RUN(mirror_without_api_is_probed);
     RUN(two_processes_download_a_blob_once);
+    RUN(blipc_pull_tool);
     srv_stop();
     curl_global_cleanup();
     return th_finish();

@@ -76,6 +76,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "blipc-pull: %s\n", err);
         return 1;
     }
+    prog.cache_dir = blipc_hub_cache_dir(hub);
     int rc = 0;
     for (int i = 0; i < nrepos; i++) {
         char dir[4096];

@@ -51,10 +51,11 @@ int blipc_tool_hub_progress(void *user, const struct blipc_hub_progress *hp) {
     double t = now_s();
     switch (hp->event) {
     case BLIPC_HUB_EVENT_PLAN:
-        fprintf(stderr, "downloading %d file%s (%s%s%s) of %s@%.12s\n", hp->n_files, hp->n_files == 1 ? "" : "s",
+        fprintf(stderr, "downloading %d file%s (%s%s%s) of %s@%.12s%s%s\n", hp->n_files, hp->n_files == 1 ? "" : "s",
                 blipc_tool_human_bytes(hp->bytes_total - hp->bytes_done, a, sizeof a),
                 hp->bytes_done ? ", resuming; total " : "",
-                hp->bytes_done ? blipc_tool_human_bytes(hp->bytes_total, b, sizeof b) : "", hp->repo_id, hp->commit);
+                hp->bytes_done ? blipc_tool_human_bytes(hp->bytes_total, b, sizeof b) : "", hp->repo_id, hp->commit,
+                p->cache_dir ? " into " : "", p->cache_dir ? p->cache_dir : "");
         break;
     case BLIPC_HUB_EVENT_FILE_START:
         p->t_file = t;
@@ -128,6 +129,7 @@ int blipc_tool_resolve_model(const char *arg_or_null, const char *default_repo, 
         fprintf(stderr, "error: model %s: %s\n", m, err);
         return st;
     }
+    prog.cache_dir = blipc_hub_cache_dir(hub);
     st = blipc_hub_resolve(hub, m, dir, cap);
     if (st != BLIPC_OK) {
         fprintf(stderr, "error: model %s: %s\n", m, blipc_hub_errmsg(hub));

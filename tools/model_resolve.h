@@ -28,6 +28,7 @@ typedef struct blipc_tool_progress {
     int tty;            /* set by blipc_tool_progress_init */
     double t_start, t_file, t_last;
     unsigned long long file_start_done;
+    const char *cache_dir; /* shown in the "downloading ..." line (may be NULL) */
 } blipc_tool_progress;
 void blipc_tool_progress_init(blipc_tool_progress *p, int quiet);
 struct blipc_hub_progress;

@@ -18,11 +18,12 @@
 /* Built-in copy of the manifest's "kinds" (used when the manifest file is not found;
  * tests/test_hub.c checks that both agree). */
 static const char *const blip2_required[] = {"config.json", "preprocessor_config.json", "vocab.json", "merges.txt",
-                                             "tokenizer_config.json", NULL};
-static const char *const blip2_optional[] = {"generation_config.json", "processor_config.json",
+                                             NULL};
+static const char *const blip2_optional[] = {"generation_config.json", "processor_config.json", "tokenizer_config.json",
                                              "special_tokens_map.json", "added_tokens.json", "tokenizer.json", NULL};
-static const char *const st_required[] = {"config.json", "modules.json", "1_Pooling/config.json", "vocab.txt", NULL};
-static const char *const st_optional[] = {"sentence_bert_config.json", "tokenizer_config.json",
+static const char *const st_required[] = {"config.json", "vocab.txt", NULL};
+static const char *const st_optional[] = {"modules.json", "1_Pooling/config.json", "sentence_bert_config.json",
+                                          "tokenizer_config.json",
                                           "special_tokens_map.json", "tokenizer.json",
                                           "config_sentence_transformers.json", NULL};
 
