@@ -488,6 +488,31 @@ TEST(keep_alive_reuses_one_connection) {
     docset_free(&ds);
 }
 
+TEST(whole_request_429_is_retried) {
+    if (live) return;
+    const char *name = fresh_index("photos-429");
+    docset ds;
+    docset_make(&ds, 7, 4, 11);
+    blipc_index_params p;
+    params_for(&p, base_url(), name, 4);
+    blipc_index *ix = NULL;
+    char err[1024] = "";
+    CHECK_STATUS(blipc_index_open(&p, &ix, err, sizeof err), BLIPC_OK, err);
+    if (!ix) return;
+    fault(&srv, "{\"fail_requests\": {\"status\": 429, \"count\": 3, \"path\": \"_bulk\", \"es\": true}}");
+    CHECK_STATUS(blipc_index_put(ix, ds.d, ds.n), BLIPC_OK, blipc_index_errmsg(ix));
+    for (size_t i = 0; i < ds.n; i++) CHECK_STATUS(blipc_index_put_status(ix, i), BLIPC_OK, blipc_index_put_error(ix, i));
+    cJSON *log = requests_log(&srv);
+    int n429 = 0;
+    cJSON *r;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(log, "requests")) n429 += cJSON_GetNumberValue(cJSON_GetObjectItem(r, "status")) == 429;
+    CHECK_EQ_INT(n429, 3);
+    cJSON_Delete(log);
+    check_exactly_once(ix, name, &ds);
+    blipc_index_close(ix);
+    docset_free(&ds);
+}
+
 TEST(no_false_success_when_retries_run_out) {
     if (live) return;
     const char *name = fresh_index("photos-giveup");
@@ -1053,6 +1078,7 @@ int main(int argc, char **argv) {
     RUN(existing_index_with_incompatible_mapping_is_refused);
     RUN(bulk_with_faults_indexes_every_document_exactly_once);
     RUN(keep_alive_reuses_one_connection);
+    RUN(whole_request_429_is_retried);
     RUN(no_false_success_when_retries_run_out);
     RUN(mapper_parsing_exception_is_reported_per_document);
     RUN(too_large_batches_are_split_on_413);
