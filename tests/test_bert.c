@@ -126,6 +126,130 @@ done:
     blipc__st_free(g.st);
 }
 
+/* ---- the optimised forward against a plain reference built from the core
+ * kernels (blipc__linear / blipc__attention / blipc__layernorm / gelu_erf), at a
+ * head size of 32 as in MiniLM (the fixture has 8), odd T, and masks with
+ * holes and right padding ---- */
+static uint64_t rs = 12345;
+static float urand(void) {
+    rs ^= rs << 13;
+    rs ^= rs >> 7;
+    rs ^= rs << 17;
+    return (float)((rs >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
+}
+static float *rnd_buf(size_t n, float scale, float offset) {
+    float *p = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = offset + scale * urand();
+    return p;
+}
+
+static void reference_forward(const blipc_bert_weights *w, const int32_t *ids, const int32_t *mask, int B, int T,
+                              float *x) {
+    const int D = w->D, F = w->F, H = w->H, dh = D / H;
+    float *qkv = malloc((size_t)T * 3 * D * sizeof(float)), *ctx = malloc((size_t)T * D * sizeof(float)),
+          *tmp = malloc((size_t)T * D * sizeof(float)), *hid = malloc((size_t)T * F * sizeof(float)),
+          *sc = malloc((size_t)T * T * sizeof(float)), *kb = malloc((size_t)T * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        float *xb = x + (size_t)b * T * D;
+        for (int t = 0; t < T; t++) {
+            for (int d = 0; d < D; d++)
+                xb[t * D + d] = w->word_emb[(size_t)ids[b * T + t] * D + d] + w->pos_emb[(size_t)t * D + d] + w->type_emb[d];
+            kb[t] = mask[b * T + t] ? 0.0f : -INFINITY;
+        }
+        blipc__layernorm(xb, xb, w->emb_ln_g, w->emb_ln_b, T, D, w->eps);
+        for (int l = 0; l < w->L; l++) {
+            const blipc_bert_layer *ly = &w->layer[l];
+            blipc__linear(xb, T, D, 0, ly->qkv_w, ly->qkv_b, 3 * D, qkv, 0);
+            blipc__attention(qkv, 3 * D, qkv + D, 3 * D, qkv + 2 * D, 3 * D, ctx, D, T, T, H, dh, 1.0f / sqrtf((float)dh),
+                             kb, -1, sc);
+            blipc__linear(ctx, T, D, 0, ly->attn_out_w, ly->attn_out_b, D, tmp, 0);
+            blipc__add(xb, tmp, (size_t)T * D);
+            blipc__layernorm(xb, xb, ly->ln1_g, ly->ln1_b, T, D, w->eps);
+            blipc__linear(xb, T, D, 0, ly->ffn_in_w, ly->ffn_in_b, F, hid, 0);
+            blipc__gelu_erf(hid, (size_t)T * F);
+            blipc__linear(hid, T, F, 0, ly->ffn_out_w, ly->ffn_out_b, D, tmp, 0);
+            blipc__add(xb, tmp, (size_t)T * D);
+            blipc__layernorm(xb, xb, ly->ln2_g, ly->ln2_b, T, D, w->eps);
+        }
+    }
+    free(qkv), free(ctx), free(tmp), free(hid), free(sc), free(kb);
+}
+
+TEST(bert_forward_matches_kernel_reference_dh32) {
+    const int D = 64, H = 2, F = 256, L = 2, V = 100, P = 64, B = 3, T = 37;
+    blipc_bert_weights w = {.D = D, .H = H, .F = F, .L = L, .V = V, .P = P, .eps = 1e-12f};
+    float *owned[64];
+    int no = 0;
+#define R(n, sc, off) (owned[no++] = rnd_buf((n), (sc), (off)))
+    w.word_emb = R((size_t)V * D, 0.05f, 0);
+    w.pos_emb = R((size_t)P * D, 0.05f, 0);
+    w.type_emb = R(2 * (size_t)D, 0.05f, 0);
+    w.emb_ln_g = R(D, 0.1f, 1);
+    w.emb_ln_b = R(D, 0.05f, 0);
+    w.layer = calloc(L, sizeof *w.layer);
+    w.qkv_buf = malloc(sizeof(float)); /* freed by blipc__bert_free */
+    for (int l = 0; l < L; l++) {
+        blipc_bert_layer *ly = &w.layer[l];
+        ly->qkv_w = R((size_t)3 * D * D, 0.2f, 0);
+        ly->qkv_b = R(3 * (size_t)D, 0.05f, 0);
+        ly->attn_out_w = R((size_t)D * D, 0.2f, 0);
+        ly->attn_out_b = R(D, 0.05f, 0);
+        ly->ln1_g = R(D, 0.1f, 1);
+        ly->ln1_b = R(D, 0.05f, 0);
+        ly->ffn_in_w = R((size_t)F * D, 0.2f, 0);
+        ly->ffn_in_b = R(F, 0.05f, 0);
+        ly->ffn_out_w = R((size_t)D * F, 0.1f, 0);
+        ly->ffn_out_b = R(D, 0.05f, 0);
+        ly->ln2_g = R(D, 0.1f, 1);
+        ly->ln2_b = R(D, 0.05f, 0);
+    }
+#undef R
+    int32_t ids[3 * 37], mask[3 * 37];
+    for (int i = 0; i < B * T; i++) {
+        ids[i] = (int32_t)((i * 7919) % V);
+        int t = i % T, b = i / T;
+        mask[i] = b == 0 ? 1 : b == 1 ? t < 20 : (t < 30 && t % 5 != 3); /* full, right-padded, holes */
+    }
+    float *ref = malloc((size_t)B * T * D * sizeof(float));
+    reference_forward(&w, ids, mask, B, T, ref);
+    for (int threads = 1; threads <= 2; threads++) {
+        blipc_arena a;
+        blipc_err e;
+        float *hs = NULL;
+        blipc__arena_init(&a, blipc__bert_scratch_bytes(&w, B, T, threads), &e);
+        CHECK_STATUS(blipc__bert_forward(&w, ids, mask, B, T, threads, &a, &hs, NULL, &e), BLIPC_OK, e.msg);
+        double worst = 0;
+        for (int i = 0; hs && i < B * T; i++) {
+            if (!mask[i]) continue; /* padded query rows: not used by pooling */
+            double d = th_max_abs_diff(hs + (size_t)i * D, ref + (size_t)i * D, (size_t)D);
+            worst = d > worst ? d : worst;
+        }
+        fprintf(stderr, "  %d thread(s): max abs diff vs kernel reference %.3g\n", threads, worst);
+        CHECKF(worst <= 2e-5, "forward vs reference: %.3g", worst);
+        blipc__arena_free(&a);
+    }
+    /* input checks */
+    {
+        blipc_arena a;
+        blipc_err e;
+        float *hs;
+        blipc__arena_init(&a, blipc__bert_scratch_bytes(&w, 1, P, 1), &e);
+        int32_t bad[2] = {1, V};
+        CHECK_STATUS(blipc__bert_forward(&w, bad, NULL, 1, 2, 1, &a, &hs, NULL, &e), BLIPC_ERR_INVALID_ARG, e.msg);
+        CHECK_CONTAINS(e.msg, "input_ids[0][1]");
+        int32_t *many = calloc(2 * (size_t)P + 2, sizeof *many);
+        CHECK_STATUS(blipc__bert_forward(&w, many, NULL, 1, P + 1, 1, &a, &hs, NULL, &e), BLIPC_ERR_LIMIT, e.msg);
+        CHECK_CONTAINS(e.msg, "max_position_embeddings");
+        CHECK_STATUS(blipc__bert_forward(&w, many, NULL, 2, P, 1, &a, &hs, NULL, &e), BLIPC_ERR_LIMIT, e.msg);
+        CHECK_CONTAINS(e.msg, "arena");
+        free(many);
+        blipc__arena_free(&a);
+    }
+    free(ref);
+    for (int i = 0; i < no; i++) free(owned[i]);
+    blipc__bert_free(&w);
+}
+
 /* the sentences of sentences.json through the public API (tokenizer included) */
 static int load_sentences(char ***out) {
     size_t n;
@@ -309,6 +433,7 @@ int main(void) {
     th_require_file(th_fixture("minilm-tiny/golden.safetensors"));
     RUN(gelu_fast_matches_erf);
     RUN(bert_forward_matches_golden_from_ids);
+    RUN(bert_forward_matches_kernel_reference_dh32);
     if (access(th_fixture("minilm-tiny/vocab.txt"), R_OK) != 0) {
         fprintf(stderr, "SKIP (partly): %s is absent: the tokenizer/embedder tests need it\n",
                 th_fixture("minilm-tiny/vocab.txt"));

@@ -31,6 +31,9 @@ blipc_status blipc__bert_load(blipc_safetensors *st, const blipc_bert_config *c,
     w->V = c->vocab_size;
     w->P = c->max_position_embeddings;
     w->eps = c->layer_norm_eps;
+    if (D / w->H > 256)
+        return blipc__errf(e, BLIPC_ERR_UNSUPPORTED, "config.json: head size %d (hidden_size / num_attention_heads) is over 256",
+                           D / w->H);
     /* sentence-transformers saves a bare BertModel; a BertFor* checkpoint has "bert." */
     const char *pre = "";
     if (!blipc__st_find(st, "embeddings.word_embeddings.weight") &&
@@ -104,7 +107,8 @@ void blipc__bert_free(blipc_bert_weights *w) {
 /* ---------------------------------------------------------------- kernels */
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
-#define BLIPC_CLONES __attribute__((target_clones("arch=skylake-avx512", "arch=haswell", "default")))
+/* dispatch on CPU features (arch=... clones dispatch on the CPU model name) */
+#define BLIPC_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define BLIPC_CLONES
 #endif
@@ -134,50 +138,120 @@ BLIPC_CLONES void blipc__bert_gelu(float *x, size_t n) {
     }
 }
 
-/* y[i] = x[i] + r[i] + b[i % D] over rows (bias + residual before LayerNorm) */
-BLIPC_CLONES static void add_bias_residual(float *y, const float *r, const float *b, int M, int D) {
+/* Rows of x[M, D] <- LayerNorm(x + r + b) (r, b may be NULL), in float with 16
+ * independent partial sums per row so the compiler can vectorise the
+ * reductions (no -ffast-math needed); two-pass mean / variance. */
+BLIPC_CLONES static void residual_layernorm(float *x, const float *r, const float *b, const float *g,
+                                            const float *beta, int M, int D, float eps) {
     for (int i = 0; i < M; i++) {
-        float *yr = y + (size_t)i * D;
-        const float *rr = r + (size_t)i * D;
-        for (int d = 0; d < D; d++) yr[d] += rr[d] + b[d];
+        float *xr = x + (size_t)i * D;
+        if (r) {
+            const float *rr = r + (size_t)i * D;
+            for (int d = 0; d < D; d++) xr[d] += rr[d] + b[d];
+        }
+        float acc[16] = {0};
+        int d = 0;
+        for (; d + 16 <= D; d += 16)
+            for (int u = 0; u < 16; u++) acc[u] += xr[d + u];
+        float sum = 0.0f;
+        for (int u = 0; u < 16; u++) sum += acc[u];
+        for (; d < D; d++) sum += xr[d];
+        const float mean = sum / (float)D;
+        float vacc[16] = {0};
+        for (d = 0; d + 16 <= D; d += 16)
+            for (int u = 0; u < 16; u++) {
+                const float t = xr[d + u] - mean;
+                vacc[u] += t * t;
+            }
+        float var = 0.0f;
+        for (int u = 0; u < 16; u++) var += vacc[u];
+        for (; d < D; d++) var += (xr[d] - mean) * (xr[d] - mean);
+        const float rstd = 1.0f / sqrtf(var / (float)D + eps);
+        for (d = 0; d < D; d++) xr[d] = (xr[d] - mean) * rstd * g[d] + beta[d];
     }
 }
 
 /* One (sequence, head) of scaled dot-product attention over a fused QKV row
- * block qkv[T, 3D]; out[T, D] (this head's dh columns). kt: [dh, T], s: [T]. */
-BLIPC_CLONES static void attn_head(const float *qkv, int T, int D, int dh, int h, const float *kbias, float scale,
-                                   float *out, float *kt, float *s) {
+ * block qkv[T, 3D]; out[T, D] (this head's dh columns). Keys j >= nk are padding
+ * (right-padded batch: their softmax weight is exactly 0, so they are skipped).
+ * kt: [dh, T] scratch (K transposed), s: [AT_QB, T] scratch (score rows).
+ * Register-blocked: AT_QB query rows x AT_KB keys per block in Q.K^T, AT_QB rows
+ * x dh in P.V, so each loaded K/V element is used AT_QB times. */
+#define AT_QB 4
+#define AT_KB 16
+BLIPC_CLONES static void attn_head(const float *qkv, int T, int nk, int D, int dh, int h, float scale,
+                                   const float *kbias, float *out, float *kt, float *s) {
     const int ld = 3 * D;
     const float *q = qkv + (size_t)h * dh, *k = qkv + D + (size_t)h * dh, *v = qkv + 2 * D + (size_t)h * dh;
-    for (int j = 0; j < T; j++)
-        for (int d = 0; d < dh; d++) kt[(size_t)d * T + j] = k[(size_t)j * ld + d];
-    for (int i = 0; i < T; i++) {
-        const float *qi = q + (size_t)i * ld;
-        for (int j = 0; j < T; j++) s[j] = 0.0f;
-        for (int d = 0; d < dh; d++) {
-            const float qd = qi[d];
-            const float *kr = kt + (size_t)d * T;
-            for (int j = 0; j < T; j++) s[j] += qd * kr[j];
+    const int nkp = (nk + AT_KB - 1) / AT_KB * AT_KB; /* padded key count for full blocks (<= T rounded up) */
+    for (int d = 0; d < dh; d++) {
+        float *kr = kt + (size_t)d * nkp;
+        for (int j = 0; j < nk; j++) kr[j] = k[(size_t)j * ld + d];
+        for (int j = nk; j < nkp; j++) kr[j] = 0.0f;
+    }
+    for (int i0 = 0; i0 < T; i0 += AT_QB) {
+        const int nq = T - i0 < AT_QB ? T - i0 : AT_QB;
+        float qb[AT_QB][256]; /* dh <= 256 checked by the caller */
+        for (int ii = 0; ii < AT_QB; ii++)
+            for (int d = 0; d < dh; d++) qb[ii][d] = ii < nq ? q[(size_t)(i0 + ii) * ld + d] : 0.0f;
+        /* scores */
+        for (int j0 = 0; j0 < nkp; j0 += AT_KB) {
+            float acc[AT_QB][AT_KB];
+            for (int ii = 0; ii < AT_QB; ii++)
+                for (int jj = 0; jj < AT_KB; jj++) acc[ii][jj] = 0.0f;
+            for (int d = 0; d < dh; d++) {
+                const float *kr = kt + (size_t)d * nkp + j0;
+                for (int ii = 0; ii < AT_QB; ii++) {
+                    const float qd = qb[ii][d];
+                    for (int jj = 0; jj < AT_KB; jj++) acc[ii][jj] += qd * kr[jj];
+                }
+            }
+            for (int ii = 0; ii < AT_QB; ii++)
+                for (int jj = 0; jj < AT_KB; jj++) s[(size_t)ii * nkp + j0 + jj] = acc[ii][jj] * scale;
         }
-        float mx = -INFINITY;
-        for (int j = 0; j < T; j++) {
-            s[j] = s[j] * scale + kbias[j];
-            mx = s[j] > mx ? s[j] : mx;
+        /* softmax over the nk real keys */
+        for (int ii = 0; ii < nq; ii++) {
+            float *sr = s + (size_t)ii * nkp;
+            float mx = -INFINITY;
+            for (int j = 0; j < nk; j++) {
+                sr[j] += kbias[j]; /* 0, or -inf for a padding key before the last real one */
+                mx = sr[j] > mx ? sr[j] : mx;
+            }
+            float sum = 0.0f;
+            for (int j = 0; j < nk; j++) {
+                sr[j] = expf(sr[j] - mx);
+                sum += sr[j];
+            }
+            const float inv = 1.0f / sum;
+            for (int j = 0; j < nk; j++) sr[j] *= inv;
         }
-        float *oi = out + (size_t)i * D + (size_t)h * dh;
-        for (int d = 0; d < dh; d++) oi[d] = 0.0f;
-        if (mx == -INFINITY) continue; /* no real key at all: zeros */
-        float sum = 0.0f;
-        for (int j = 0; j < T; j++) {
-            s[j] = expf(s[j] - mx);
-            sum += s[j];
-        }
-        const float inv = 1.0f / sum;
-        for (int j = 0; j < T; j++) {
-            const float p = s[j] * inv;
-            if (p == 0.0f) continue;
-            const float *vj = v + (size_t)j * ld;
-            for (int d = 0; d < dh; d++) oi[d] += p * vj[d];
+        /* out rows = P . V */
+        for (int d0 = 0; d0 < dh; d0 += 32) {
+            const int nd = dh - d0 < 32 ? dh - d0 : 32;
+            float acc[AT_QB][32];
+            for (int ii = 0; ii < AT_QB; ii++)
+                for (int dd = 0; dd < 32; dd++) acc[ii][dd] = 0.0f;
+            if (nd == 32) {
+                for (int j = 0; j < nk; j++) {
+                    const float *vj = v + (size_t)j * ld + d0;
+                    for (int ii = 0; ii < AT_QB; ii++) {
+                        const float p = ii < nq ? s[(size_t)ii * nkp + j] : 0.0f;
+                        for (int dd = 0; dd < 32; dd++) acc[ii][dd] += p * vj[dd];
+                    }
+                }
+            } else {
+                for (int j = 0; j < nk; j++) {
+                    const float *vj = v + (size_t)j * ld + d0;
+                    for (int ii = 0; ii < nq; ii++) {
+                        const float p = s[(size_t)ii * nkp + j];
+                        for (int dd = 0; dd < nd; dd++) acc[ii][dd] += p * vj[dd];
+                    }
+                }
+            }
+            for (int ii = 0; ii < nq; ii++) {
+                float *oi = out + (size_t)(i0 + ii) * D + (size_t)h * dh + d0;
+                for (int dd = 0; dd < nd; dd++) oi[dd] = acc[ii][dd];
+            }
         }
     }
 }
@@ -192,11 +266,19 @@ typedef struct attn_job {
 static void attn_part(void *arg, int ti, int nt) {
     attn_job *j = arg;
     int tasks = j->B * j->H;
-    float *kt = j->scratch + (size_t)ti * ((size_t)j->dh * j->T + j->T), *s = kt + (size_t)j->dh * j->T;
+    const size_t Tp = (size_t)(j->T + AT_KB - 1) / AT_KB * AT_KB;
+    float *kt = j->scratch + (size_t)ti * ((size_t)j->dh * Tp + AT_QB * Tp), *s = kt + (size_t)j->dh * Tp;
     for (int t = ti; t < tasks; t += nt) {
         int b = t / j->H, h = t % j->H;
-        attn_head(j->qkv + (size_t)b * j->T * 3 * j->D, j->T, j->D, j->dh, h, j->kbias + (size_t)b * j->T, j->scale,
-                  j->out + (size_t)b * j->T * j->D, kt, s);
+        const float *kb = j->kbias + (size_t)b * j->T;
+        int nk = j->T; /* keys after the last real one are right padding */
+        while (nk > 0 && kb[nk - 1] != 0.0f) nk--;
+        float *o = j->out + (size_t)b * j->T * j->D;
+        if (nk == 0) { /* no real token at all: zeros, as a fully masked softmax */
+            for (int i = 0; i < j->T; i++) memset(o + (size_t)i * j->D + (size_t)h * j->dh, 0, (size_t)j->dh * sizeof(float));
+            continue;
+        }
+        attn_head(j->qkv + (size_t)b * j->T * 3 * j->D, j->T, nk, j->D, j->dh, h, j->scale, kb, o, kt, s);
     }
 }
 
@@ -218,8 +300,7 @@ static void rows_part(void *arg, int ti, int nt) {
         blipc__bert_gelu(x, (size_t)(hi - lo) * j->D);
         return;
     }
-    if (j->r) add_bias_residual(x, j->r + (size_t)lo * j->D, j->bias, hi - lo, j->D);
-    blipc__layernorm(x, x, j->g, j->beta, hi - lo, j->D, j->eps);
+    residual_layernorm(x, j->r ? j->r + (size_t)lo * j->D : NULL, j->bias, j->g, j->beta, hi - lo, j->D, j->eps);
 }
 
 static double now(void) {
@@ -241,7 +322,7 @@ size_t blipc__bert_scratch_bytes(const blipc_bert_weights *w, int B, int T, int 
                 + BT * D      /* ctx / tmp */
                 + BT * F      /* ffn hidden */
                 + BT          /* key bias */
-                + (size_t)n_threads * (dh * T + T);
+                + (size_t)n_threads * (dh + AT_QB) * ((size_t)(T + AT_KB - 1) / AT_KB * AT_KB);
     return fl * sizeof(float) + 8 * 64; /* + alignment */
 }
 
@@ -264,7 +345,8 @@ blipc_status blipc__bert_forward(const blipc_bert_weights *w, const int32_t *ids
     float *tmp = blipc__arena_alloc(a, BT * D * sizeof(float));
     float *hid = blipc__arena_alloc(a, BT * F * sizeof(float));
     float *kbias = blipc__arena_alloc(a, BT * sizeof(float));
-    float *ascr = blipc__arena_alloc(a, (size_t)n_threads * ((size_t)dh * T + T) * sizeof(float));
+    float *ascr = blipc__arena_alloc(a, (size_t)n_threads * ((size_t)dh + AT_QB) *
+                                             ((size_t)(T + AT_KB - 1) / AT_KB * AT_KB) * sizeof(float));
     if (!x || !qkv || !tmp || !hid || !kbias || !ascr) {
         blipc__arena_reset(a, mark);
         return blipc__errf(e, BLIPC_ERR_LIMIT, "BERT forward: batch %d x %d tokens does not fit the activation arena (%zu bytes)",
@@ -279,7 +361,7 @@ blipc_status blipc__bert_forward(const blipc_bert_weights *w, const int32_t *ids
         for (int d = 0; d < D; d++) xr[d] = we[d] + pe[d] + w->type_emb[d];
         kbias[i] = mask && !mask[i] ? -INFINITY : 0.0f;
     }
-    blipc__layernorm(x, x, w->emb_ln_g, w->emb_ln_b, (int)BT, D, w->eps);
+    residual_layernorm(x, NULL, NULL, w->emb_ln_g, w->emb_ln_b, (int)BT, D, w->eps);
     if (prof) {
         t1 = now();
         prof->t_embed += t1 - t0;
