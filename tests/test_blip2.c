@@ -318,6 +318,44 @@ TEST(batched_greedy_tokens_match_golden) {
     }
 }
 
+/* A sequence's step logits are bit-identical whether it is stepped alone or
+ * with others (so batched captions equal one-at-a-time captions exactly). */
+TEST(kv_step_is_batch_invariant) {
+    const model *m = &M32;
+    int Q = m->cfg.num_query_tokens, D = m->cfg.text.hidden_size, V = m->cfg.text.vocab_size;
+    const int64_t bos = m->cfg.text.bos_token_id;
+    int T = Q + 1;
+    float *x = lm_inputs(m, gf("language_projection", NULL), &bos, 1);
+    float *xb = malloc((size_t)2 * T * D * sizeof(float));
+    memcpy(xb, x, (size_t)T * D * sizeof(float));
+    float *x1 = lm_inputs(m, gf("photo_language_projection", NULL), &bos, 1);
+    memcpy(xb + (size_t)T * D, x1, (size_t)T * D * sizeof(float));
+    blipc_opt_session *s1 = session(m, 1, T + 2, T), *s2 = session(m, 12, T + 2, 2 * T);
+    float *l1 = malloc((size_t)V * sizeof(float)), *l2 = malloc((size_t)12 * V * sizeof(float));
+    blipc_err e = {0};
+    CHECK_STATUS(blipc__opt_prefill(s1, x, 1, T, l1, 0, &e), BLIPC_OK, e.msg);
+    CHECK_STATUS(blipc__opt_prefill(s2, xb, 2, T, l2, 0, &e), BLIPC_OK, e.msg);
+    CHECK(!memcmp(l1, l2, (size_t)V * sizeof(float))); /* prefill B=1 vs B=2 */
+    /* slot 0 stepped alone vs among 12 sequences (copies of both prompts) */
+    int src[10], dst[10], slots[12];
+    int32_t tok[12];
+    for (int i = 0; i < 10; i++) src[i] = i & 1, dst[i] = i + 2;
+    CHECK_STATUS(blipc__opt_copy_slots(s2, src, dst, 10, &e), BLIPC_OK, e.msg);
+    for (int i = 0; i < 12; i++) slots[i] = i, tok[i] = 1000 + 7 * i;
+    int32_t t0 = tok[0];
+    int sl0 = 0;
+    CHECK_STATUS(blipc__opt_step(s1, &t0, &sl0, 1, l1, &e), BLIPC_OK, e.msg);
+    CHECK_STATUS(blipc__opt_step(s2, tok, slots, 12, l2, &e), BLIPC_OK, e.msg);
+    CHECKF(!memcmp(l1, l2, (size_t)V * sizeof(float)), "step logits differ by %g", th_max_abs_diff(l1, l2, (size_t)V));
+    free(x);
+    free(x1);
+    free(xb);
+    free(l1);
+    free(l2);
+    blipc__opt_session_free(s1);
+    blipc__opt_session_free(s2);
+}
+
 /* copy_slots: swapping two slots' caches swaps their next-token logits, and a
  * copy duplicates a sequence exactly. */
 TEST(kv_cache_copy_slots_permutes_sequences) {
@@ -463,6 +501,45 @@ TEST(caption_files_greedy_match_golden_synthetic_and_photo) {
     const blipc_caption_timings *tm = blipc__captioner_timings(c);
     CHECK(tm->n_images == 1 && tm->vision_ms > 0 && tm->decode_steps == 19);
     blipc_captioner_free(c);
+}
+
+/* beam search and sampling: a batch gives exactly the one-at-a-time results */
+TEST(beam_and_sampling_batches_equal_one_at_a_time) {
+    NEED_VOCAB();
+    const char *two[3] = {th_fixture("blip2-tiny/synthetic.png"), th_fixture("blip2-tiny/coco_000000039769.png"),
+                          th_fixture("blip2-tiny/synthetic.png")};
+    int32_t got[2][3][12];
+    size_t ng[2][3];
+    for (int mode = 0; mode < 2; mode++) {
+        for (int mb = 1; mb <= 2; mb++) { /* max_batch 1, then 2 (+1) */
+            blipc_captioner *c = cap_open(model_dir(), mb == 1 ? 1 : 3, 0, BLIPC_WEIGHTS_AUTO);
+            if (!c) return;
+            blipc_gen_params gp;
+            gen20(c, &gp);
+            gp.max_new_tokens = 12;
+            if (mode == 0) {
+                gp.num_beams = 3;
+            } else {
+                gp.do_sample = 1;
+                gp.top_k = 20;
+                gp.seed = 1234;
+            }
+            CHECK_STATUS(blipc_captioner_caption_files(c, two, 3, PROMPT, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+            for (int i = 0; i < 3; i++) {
+                const int32_t *t = blipc_captioner_result_tokens(c, (size_t)i, &ng[mb - 1][i]);
+                CHECK(t && ng[mb - 1][i] >= 1 && ng[mb - 1][i] <= 12);
+                if (t) memcpy(got[mb - 1][i], t, ng[mb - 1][i] * sizeof(int32_t));
+            }
+            blipc_captioner_free(c);
+        }
+        for (int i = 0; i < 3; i++) {
+            CHECK_EQ_INT(ng[0][i], ng[1][i]);
+            CHECKF(!memcmp(got[0][i], got[1][i], ng[0][i] * sizeof(int32_t)), "%s: image %d differs in a batch",
+                   mode ? "sampling" : "beam search", i);
+        }
+        /* the same image twice in one batch gives the same result */
+        CHECKF(ng[1][0] == ng[1][2] && !memcmp(got[1][0], got[1][2], ng[1][0] * sizeof(int32_t)), "rows 0 and 2");
+    }
 }
 
 TEST(batches_match_golden_and_one_at_a_time) {
@@ -903,12 +980,14 @@ int main(void) {
     RUN(greedy_tokens_with_kv_cache_match_golden);
     RUN(batched_greedy_tokens_match_golden);
     RUN(kv_cache_copy_slots_permutes_sequences);
+    RUN(kv_step_is_batch_invariant);
     have_vocab = access(th_fixture("blip2-tiny/vocab.json"), R_OK) == 0 &&
                  access(th_fixture("blip2-tiny/merges.txt"), R_OK) == 0;
     if (!have_vocab) fprintf(stderr, "NOTE: OPT vocab files absent: captioner API tests are skipped\n");
     RUN(prompt_tokenizes_to_golden_ids);
     RUN(caption_files_greedy_match_golden_synthetic_and_photo);
     RUN(batches_match_golden_and_one_at_a_time);
+    RUN(beam_and_sampling_batches_equal_one_at_a_time);
     RUN(bf16_checkpoint_greedy_matches_golden);
     RUN(dump_writes_intermediates_matching_golden);
     RUN(batch_with_bad_images_still_captions_the_others);

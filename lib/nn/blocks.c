@@ -1,5 +1,6 @@
 /* blocks.c — table-driven weight loading and storage-agnostic linear layers. */
 #include "blocks.h"
+#include "gemm_small.h"
 #include "kernels.h"
 
 #include <stdio.h>
@@ -49,6 +50,12 @@ void blipc__linear_w(const float *x, int M, int K, int ldx, const blipc_wmat *W,
         return;
     }
     for (int m = 0; m < M; m++) blipc__linear_bf16(x + (size_t)m * ldx, 1, K, W->h, b, N, y + (size_t)m * ldy);
+}
+
+void blipc__linear_rows(const float *x, int M, int K, const blipc_wmat *W, const float *b, int N, float *y,
+                        int n_threads) {
+    if (W->f) blipc__gemm_small(x, M, K, K, W->f, 0, b, N, y, N, n_threads, -1);
+    else blipc__gemm_small(x, M, K, K, W->h, 1, b, N, y, N, n_threads, -1);
 }
 
 void blipc__wmat_row(const blipc_wmat *W, int D, int64_t row, float *out) {

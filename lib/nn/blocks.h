@@ -42,6 +42,12 @@ blipc_status blipc__load_table(blipc_safetensors *st, void *obj, const blipc_wsp
 void blipc__linear_w(const float *x, int M, int K, int ldx, const blipc_wmat *W, const float *b, int N, float *y,
                      int ldy);
 
+/* The same for decode steps: each output row is computed with a summation
+ * order that does not depend on M (so a sequence gets bit-identical results
+ * whether it runs alone or in a batch), streaming W once for all M rows. */
+void blipc__linear_rows(const float *x, int M, int K, const blipc_wmat *W, const float *b, int N, float *y,
+                        int n_threads);
+
 /* Row `row` of a [rows, D] matrix as f32 into out[D]. */
 void blipc__wmat_row(const blipc_wmat *W, int D, int64_t row, float *out);
 

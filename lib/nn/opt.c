@@ -195,22 +195,30 @@ static float *cache_at(const blipc_opt_session *s, float *base, int layer, int s
     return base + (((size_t)layer * s->max_seqs + (size_t)slot) * s->max_pos + (size_t)pos) * D;
 }
 
+/* y = x W^T + b: decode steps (rows != 0) use the row-invariant streaming
+ * kernel so a sequence's numbers do not depend on the batch it runs in. */
+static void lin(const blipc_opt_session *s, int rows, const float *x, int M, int K, const blipc_wmat *W,
+                const float *b, int N, float *y) {
+    if (rows) blipc__linear_rows(x, M, K, W, b, N, y, s->n_threads);
+    else blipc__linear_w(x, M, K, 0, W, b, N, y, 0);
+}
+
 /* logits[M, V] = final_layer_norm(x[M, D]) . lm_head^T  (x is overwritten) */
-static void lm_logits(blipc_opt_session *s, float *x, int M, float *logits) {
+static void lm_logits(blipc_opt_session *s, float *x, int M, float *logits, int rows) {
     const blipc_opt *m = s->m;
     const int D = m->cfg.hidden_size;
     blipc__layernorm(x, x, m->ln_f_w, m->ln_f_b, M, D, m->cfg.layer_norm_eps);
-    blipc__linear_w(x, M, D, 0, &m->lm_head, NULL, m->cfg.vocab_size, logits, 0);
+    lin(s, rows, x, M, D, &m->lm_head, NULL, m->cfg.vocab_size, logits);
 }
 
 /* FFN + residual for M rows of s->x */
-static void ffn(blipc_opt_session *s, const blipc_opt_layer *L, int M) {
+static void ffn(blipc_opt_session *s, const blipc_opt_layer *L, int M, int rows) {
     const blipc_opt *m = s->m;
     const int D = m->cfg.hidden_size, F = m->cfg.ffn_dim;
     blipc__layernorm(s->h, s->x, L->ln2_w, L->ln2_b, M, D, m->cfg.layer_norm_eps);
-    blipc__linear_w(s->h, M, D, 0, &L->fc1_w, L->fc1_b, F, s->f, 0);
+    lin(s, rows, s->h, M, D, &L->fc1_w, L->fc1_b, F, s->f);
     blipc__relu(s->f, (size_t)M * F);
-    blipc__linear_w(s->f, M, F, 0, &L->fc2_w, L->fc2_b, D, s->h, 0);
+    lin(s, rows, s->f, M, F, &L->fc2_w, L->fc2_b, D, s->h);
     blipc__add(s->x, s->h, (size_t)M * D);
 }
 
@@ -247,15 +255,15 @@ blipc_status blipc__opt_prefill(blipc_opt_session *s, const float *embeds, int B
         }
         blipc__linear_w(s->ctx, R, D, 0, &L->o_w, L->o_b, D, s->h, 0);
         blipc__add(s->x, s->h, (size_t)R * D);
-        ffn(s, L, R);
+        ffn(s, L, R, 0);
     }
     for (int b = 0; b < B; b++) s->len[b] = T;
     if (all_positions) {
-        lm_logits(s, s->x, R, logits);
+        lm_logits(s, s->x, R, logits, 0);
     } else {
         for (int b = 0; b < B; b++)
             memcpy(s->h + (size_t)b * D, s->x + ((size_t)b * T + T - 1) * D, (size_t)D * sizeof(float));
-        lm_logits(s, s->h, B, logits);
+        lm_logits(s, s->h, B, logits, 0);
     }
     return BLIPC_OK;
 }
@@ -283,9 +291,9 @@ blipc_status blipc__opt_step(blipc_opt_session *s, const int32_t *tokens, const 
     for (int l = 0; l < m->cfg.num_hidden_layers; l++) {
         const blipc_opt_layer *L = &m->layers[l];
         blipc__layernorm(s->h, s->x, L->ln1_w, L->ln1_b, n, D, m->cfg.layer_norm_eps);
-        blipc__linear_w(s->h, n, D, 0, &L->q_w, L->q_b, D, s->q, 0);
-        blipc__linear_w(s->h, n, D, 0, &L->k_w, L->k_b, D, s->k, 0);
-        blipc__linear_w(s->h, n, D, 0, &L->v_w, L->v_b, D, s->v, 0);
+        blipc__linear_rows(s->h, n, D, &L->q_w, L->q_b, D, s->q, s->n_threads);
+        blipc__linear_rows(s->h, n, D, &L->k_w, L->k_b, D, s->k, s->n_threads);
+        blipc__linear_rows(s->h, n, D, &L->v_w, L->v_b, D, s->v, s->n_threads);
         for (int i = 0; i < n; i++) {
             int sl = slots[i], p = s->len[sl];
             float *kc = cache_at(s, s->kc, l, sl, 0), *vc = cache_at(s, s->vc, l, sl, 0);
@@ -294,12 +302,12 @@ blipc_status blipc__opt_step(blipc_opt_session *s, const int32_t *tokens, const 
             blipc__attention(s->q + (size_t)i * D, D, kc, D, vc, D, s->ctx + (size_t)i * D, D, 1, p + 1, H, dh, scale,
                              NULL, -1, s->scores);
         }
-        blipc__linear_w(s->ctx, n, D, 0, &L->o_w, L->o_b, D, s->h, 0);
+        blipc__linear_rows(s->ctx, n, D, &L->o_w, L->o_b, D, s->h, s->n_threads);
         blipc__add(s->x, s->h, (size_t)n * D);
-        ffn(s, L, n);
+        ffn(s, L, n, 1);
     }
     for (int i = 0; i < n; i++) s->len[slots[i]]++;
-    lm_logits(s, s->x, n, logits);
+    lm_logits(s, s->x, n, logits, 1);
     return BLIPC_OK;
 }
 

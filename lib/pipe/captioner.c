@@ -76,69 +76,6 @@ static char *xstrdup(const char *s) {
 }
 
 
-/* ---- TEMPORARY: greedy-only stand-in until lib/pipe/generate.c lands ---- */
-#ifndef BLIPC_HAVE_GENERATE
-static blipc_status tmp_gen_config_load(const char *dir, blipc_gen_params *gp, int *eos, int *pad, blipc_err *e) {
-    (void)dir; (void)gp; (void)eos; (void)pad; (void)e;
-    return BLIPC_OK;
-}
-static blipc_status tmp_gen_params_check(const blipc_gen_params *p, blipc_err *e) {
-    if (p->num_beams < 1 || p->num_beams > 16)
-        return blipc__errf(e, BLIPC_ERR_INVALID_ARG, "num_beams: %d is outside [1, 16]", p->num_beams);
-    if (p->max_new_tokens < 0) return blipc__errf(e, BLIPC_ERR_INVALID_ARG, "max_new_tokens: %d < 0", p->max_new_tokens);
-    if (p->num_beams > 1 || p->do_sample)
-        return blipc__errf(e, BLIPC_ERR_UNSUPPORTED, "beam search / sampling: not built yet");
-    return BLIPC_OK;
-}
-static blipc_status tmp_generate(const blipc_lm *lm, const blipc_gen_config *cfg, int n, const float *first_logits,
-                                 const int32_t *const *prompt_ids, const int *n_prompt_ids, blipc_gen_output *out,
-                                 blipc_err *e) {
-    (void)prompt_ids; (void)n_prompt_ids;
-    int V = lm->vocab_size, max_new = cfg->p.max_new_tokens;
-    if (cfg->max_length_room >= 0 && max_new > cfg->max_length_room) max_new = cfg->max_length_room;
-    float *logits = malloc((size_t)n * V * sizeof(float));
-    int *slots = malloc((size_t)n * sizeof(int)), *seq = malloc((size_t)n * sizeof(int));
-    int32_t *cur = malloc((size_t)n * sizeof(int32_t));
-    if (!logits || !slots || !seq || !cur) {
-        free(logits); free(slots); free(seq); free(cur);
-        return blipc__errf(e, BLIPC_ERR_NOMEM, "generate: out of memory");
-    }
-    memcpy(logits, first_logits, (size_t)n * V * sizeof(float));
-    blipc_status rc = BLIPC_OK;
-    for (int i = 0; i < n && !rc; i++) {
-        out[i].tokens = malloc((size_t)(max_new > 0 ? max_new : 1) * sizeof(int32_t));
-        out[i].n_tokens = 0;
-        if (!out[i].tokens) rc = blipc__errf(e, BLIPC_ERR_NOMEM, "generate: out of memory");
-        slots[i] = seq[i] = i;
-    }
-    int active = n;
-    for (int k = 0; k < max_new && active && !rc; k++) {
-        int na = 0;
-        for (int a = 0; a < active; a++) {
-            float *row = logits + (size_t)a * V;
-            if (k < cfg->p.min_new_tokens && cfg->eos_token_id >= 0 && cfg->eos_token_id < V) row[cfg->eos_token_id] = -INFINITY;
-            int32_t t = blipc__argmax(row, V);
-            blipc_gen_output *o = &out[seq[a]];
-            o->tokens[o->n_tokens++] = t;
-            if (t != cfg->eos_token_id) {
-                slots[na] = slots[a];
-                seq[na] = seq[a];
-                cur[na++] = t;
-            }
-        }
-        active = na;
-        if (cfg->p.progress && !cfg->p.progress(cfg->p.progress_user, (float)(k + 1) / (float)max_new))
-            rc = blipc__errf(e, BLIPC_ERR_ABORTED, "generation aborted by the progress callback");
-        if (!rc && active && k + 1 < max_new) rc = lm->step(lm->ctx, cur, slots, active, logits, e);
-    }
-    free(logits); free(slots); free(seq); free(cur);
-    return rc;
-}
-#define blipc__gen_config_load tmp_gen_config_load
-#define blipc__gen_params_check tmp_gen_params_check
-#define blipc__generate tmp_generate
-#endif
-
 /* ------------------------------------------------------------- parameters */
 
 void blipc_captioner_default_params(blipc_captioner_params *p) {
