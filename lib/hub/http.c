@@ -235,7 +235,10 @@ blipc_status blipc__http_head(blipc_hub *h, const char *url, blipc__http_resp *r
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, cerr);
         CURLcode cc = curl_easy_perform(c);
         curl_slist_free_all(hl);
-        if (cc != CURLE_OK) return curl_error(cc, cur, cerr, e);
+        if (cc != CURLE_OK) {
+            r->curl_code = (int)cc;
+            return curl_error(cc, cur, cerr, e);
+        }
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
         finish_headers(&hs);
         /* follow relative redirects only (a renamed repo); absolute ones point at the CDN */
@@ -312,6 +315,7 @@ blipc_status blipc__http_get_mem(blipc_hub *h, const char *url, size_t max, char
     }
     if (cc != CURLE_OK) {
         free(m.buf);
+        r->curl_code = (int)cc;
         return curl_error(cc, url, cerr, e);
     }
     if (!m.buf) {
@@ -424,13 +428,18 @@ blipc_status blipc__http_get_file(blipc_hub *h, const char *url, int with_auth, 
     if (r->status == 206 && r->range_start >= 0 && (uint64_t)r->range_start != dl->offset - dl->written)
         return blipc__errf(e, BLIPC_ERR_NETWORK, "%s: answered Range %llu- with Content-Range starting at %lld", url,
                            (unsigned long long)(dl->offset - dl->written), (long long)r->range_start);
-    if (cc != CURLE_OK) return curl_error(cc, url, cerr, e);
+    if (cc != CURLE_OK) {
+        r->curl_code = (int)cc;
+        return curl_error(cc, url, cerr, e);
+    }
     report(dl, 1);
     return BLIPC_OK;
 }
 
 int blipc__http_transient(const blipc__http_resp *r, blipc_status st) {
-    if (st == BLIPC_ERR_NETWORK) return 1;
+    /* no DNS answer: the machine is offline or the endpoint is wrong; retrying only makes the user wait */
+    if (st == BLIPC_ERR_NETWORK) return r->curl_code != CURLE_COULDNT_RESOLVE_HOST && r->curl_code != CURLE_URL_MALFORMAT &&
+                                        r->curl_code != CURLE_UNSUPPORTED_PROTOCOL;
     if (st != BLIPC_OK) return 0;
     return r->status >= 500 || r->status == 429 || r->status == 408;
 }

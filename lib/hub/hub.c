@@ -584,9 +584,10 @@ static blipc_status model_info(pull_ctx *c, blipc_err *e) {
         body = NULL;
         if (st == BLIPC_OK && (r.status == 401 || r.status == 403 || (r.status == 404 && r.error_code[0])))
             return blipc__http_status_error(h, &r, what, e);
-        if (st == BLIPC_ERR_ABORTED || st == BLIPC_ERR_NOMEM || st == BLIPC_ERR_LIMIT) return st;
+        if (st != BLIPC_OK && st != BLIPC_ERR_NETWORK) return st;
+        if (st == BLIPC_ERR_NETWORK && (!blipc__http_transient(&r, st) || attempt >= h->max_retries))
+            return blipc__err_prefix(e, "%s", what);
         if (!blipc__http_transient(&r, st) || attempt >= h->max_retries) {
-            if (st == BLIPC_ERR_NETWORK && attempt >= h->max_retries) return blipc__err_prefix(e, "%s", what);
             blipc__logf(&h->log, BLIPC_LOG_WARN, "%s: no model info from %s (%s); probing files one by one", what,
                         h->endpoint, st ? (e ? e->msg : "error") : "HTTP error");
             return BLIPC_OK;

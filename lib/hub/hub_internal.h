@@ -105,6 +105,7 @@ typedef struct blipc__http_resp {
     char error_message[256]; /* X-Error-Message */
     int64_t size;            /* X-Linked-Size, else Content-Length; -1 unknown */
     int64_t range_start;     /* start of Content-Range for a 206; -1 none */
+    int curl_code;           /* CURLcode of a failed transfer, else 0 */
 } blipc__http_resp;
 
 /* HEAD url with Accept-Encoding: identity; redirects are not followed, except relative
