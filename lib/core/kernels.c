@@ -3,6 +3,7 @@
 #include "kernels.h"
 #include "threads.h"
 #include "gemm_small.h"
+#include "fastops.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -69,6 +70,7 @@ void blipc__gemv(const float *x, int K, const float *W, const float *b, int N, f
 }
 
 void blipc__layernorm(float *y, const float *x, const float *gamma, const float *beta, int M, int D, float eps) {
+    if (blipc__fast_layernorm(y, x, gamma, beta, M, D, eps)) return; /* AVX-512, threaded */
     for (int i = 0; i < M; i++) {
         const float *xr = x + (size_t)i * D;
         float *yr = y + (size_t)i * D;
@@ -90,6 +92,7 @@ void blipc__layernorm(float *y, const float *x, const float *gamma, const float 
 }
 
 void blipc__gelu_erf(float *x, size_t n) {
+    if (blipc__fast_gelu_erf(x, n)) return; /* AVX-512, threaded */
     for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752440f));
 }
 
@@ -119,6 +122,7 @@ void blipc__softmax_row(float *x, int n) {
 
 void blipc__attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv, float *out, int ldo,
                       int Tq, int Tk, int H, int dh, float scale, const float *key_bias, int causal, float *scratch) {
+    if (blipc__fast_attention(q, ldq, k, ldk, v, ldv, out, ldo, Tq, Tk, H, dh, scale, key_bias, causal)) return;
     for (int h = 0; h < H; h++) {
         const float *qh = q + (size_t)h * dh, *kh = k + (size_t)h * dh, *vh = v + (size_t)h * dh;
         float *oh = out + (size_t)h * dh;
