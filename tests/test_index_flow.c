@@ -174,6 +174,9 @@ TEST(index_folder_then_search) {
         snprintf(p, sizeof p, "%s/%s", g_dir, imgs[i][1]);
         CHECK(copy_file(th_fixture(imgs[i][0]), p) == 0);
     }
+    /* the same content twice in one run: stored once, the second is a duplicate */
+    snprintf(p, sizeof p, "%s/trip/zz-chelsea-again.png", g_dir);
+    CHECK(copy_file(th_fixture("images/chelsea.png"), p) == 0);
     snprintf(p, sizeof p, "%s/notes.txt", g_dir);
     th_write_file(p, "not an image\n", 13);
     snprintf(p, sizeof p, "%s/trip/broken.jpg", g_dir);
@@ -186,13 +189,19 @@ TEST(index_folder_then_search) {
     const char *argv[] = {g_index_tool, "--json", "--store", g_store, "--caption-model", g_cap, "--embed-model", g_emb,
                           "--batch", "4", "--max-new-tokens", "8", "--ask", "What colour is it?", g_dir, NULL};
     run_out r = run(argv);
+    cJSON *j;
     CHECKF(r.code == 0, "exit %d, stderr: %s", r.code, r.err);
     CHECK_EQ_INT(count_status(r.out, "indexed"), 6);
+    CHECK_EQ_INT(count_status(r.out, "duplicate"), 1);
+    j = find_log(r.out, "/zz-chelsea-again.png");
+    CHECK(j && !strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(j, "status")), "duplicate"));
+    if (j) CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(j, "reason")), "/chelsea.png");
+    cJSON_Delete(j);
     CHECK_EQ_INT(count_status(r.out, "skipped"), 3);
     CHECK_EQ_INT(count_status(r.out, "failed"), 0);
     CHECK_CONTAINS(r.err, "6 indexed");
     CHECK_CONTAINS(r.err, "3 skipped");
-    cJSON *j = find_log(r.out, "/broken.jpg");
+    j = find_log(r.out, "/broken.jpg");
     CHECK(j != NULL);
     if (j) {
         CHECK_CONTAINS(cJSON_GetStringValue(cJSON_GetObjectItem(j, "reason")), "image extension");
@@ -334,6 +343,7 @@ TEST(rerun_skips_unchanged_updates_moved) {
     run_out r = run(argv);
     CHECKF(r.code == 0, "exit %d: %s", r.code, r.err);
     CHECK_EQ_INT(count_status(r.out, "unchanged"), 6);
+    CHECK_EQ_INT(count_status(r.out, "duplicate"), 1);
     CHECK_EQ_INT(count_status(r.out, "indexed"), 0);
     run_free(&r);
 
@@ -342,7 +352,7 @@ TEST(rerun_skips_unchanged_updates_moved) {
     r = run(argv);
     CHECKF(r.code == 0, "exit %d: %s", r.code, r.err);
     CHECK_EQ_INT(count_status(r.out, "moved"), 1);
-    CHECK_EQ_INT(count_status(r.out, "duplicate"), 1);
+    CHECK_EQ_INT(count_status(r.out, "duplicate"), 2);
     CHECK_EQ_INT(count_status(r.out, "unchanged"), 5);
     CHECK_EQ_INT(count_status(r.out, "indexed"), 0);
     cJSON *j = find_log(r.out, "/hopper-moved.jpg");

@@ -272,6 +272,32 @@ typedef struct todo {
     int64_t mtime, size;
 } todo;
 
+/* Open-addressing set of the ids met in this run (same content twice in one
+ * run: the first path wins, the others are duplicates). Values are indexes
+ * into the todo array + 1 (0 = empty). */
+typedef struct idset {
+    size_t cap;
+    size_t *slot;
+} idset;
+
+static uint64_t id_hash(const char *id) {
+    uint64_t h = 0;
+    for (int i = 0; i < 16; i++) h = h << 4 | (uint64_t)(id[i] <= '9' ? id[i] - '0' : id[i] - 'a' + 10);
+    return h;
+}
+
+/* Returns the index of the todo with the same id, or (size_t)-1 after inserting k. */
+static size_t idset_find_or_add(idset *s, const todo *t, size_t k) {
+    size_t m = s->cap - 1, i = (size_t)id_hash(t[k].id) & m;
+    while (s->slot[i]) {
+        size_t j = s->slot[i] - 1;
+        if (!strcmp(t[j].id, t[k].id)) return j;
+        i = (i + 1) & m;
+    }
+    s->slot[i] = k + 1;
+    return (size_t)-1;
+}
+
 static int gen_progress(void *user, float f) {
     (void)user;
     (void)f;
@@ -499,8 +525,9 @@ int main(int argc, char **argv) {
     blipc_captioner *cap = NULL;
     blipc_index *ix = NULL;
     blipc_index_scan *scan = NULL;
-    todo *todos = NULL;
-    size_t n_todo = 0;
+    todo *todos = NULL, *seen_arr = NULL;
+    size_t n_todo = 0, n_seen = 0;
+    idset seen = {16, NULL};
     char target[2300];
     index_cli_describe(&o.ix, target, sizeof target);
 
@@ -557,7 +584,10 @@ int main(int argc, char **argv) {
 
     /* 3. hash + skip unchanged / update moved */
     todos = calloc(n_images, sizeof *todos);
-    if (!todos) {
+    seen_arr = calloc(n_images, sizeof *seen_arr);
+    while (seen.cap < 2 * n_images) seen.cap *= 2;
+    seen.slot = calloc(seen.cap, sizeof *seen.slot);
+    if (!todos || !seen_arr || !seen.slot) {
         fprintf(stderr, PROG ": out of memory\n");
         exit_code = 2;
         goto done;
@@ -574,9 +604,9 @@ int main(int argc, char **argv) {
             log_image(&r, p, "skipped", NULL, err, NULL, NULL, 0, 0, 0);
             continue;
         }
+        int found = 0;
+        char stored[4096] = "";
         if (!o.reindex) {
-            int found = 0;
-            char stored[4096];
             if (blipc_index_has(ix, t->id, &found, stored, sizeof stored) != BLIPC_OK) {
                 fprintf(stderr, PROG ": %s: %s\n", target, blipc_index_errmsg(ix));
                 exit_code = 2;
@@ -587,24 +617,33 @@ int main(int argc, char **argv) {
                 log_image(&r, p, "unchanged", t->id, NULL, NULL, NULL, 0, 0, 0);
                 continue;
             }
-            if (found) {
-                struct stat sb;
-                if (stat(stored, &sb) == 0) {   /* the other copy still exists */
-                    char why[4200];
-                    snprintf(why, sizeof why, "same content as %s (already indexed)", stored);
-                    r.n.duplicate++;
-                    log_image(&r, p, "duplicate", t->id, why, NULL, NULL, 0, 0, 0);
-                    continue;
-                }
-                if (blipc_index_set_path(ix, t->id, p, t->mtime) == BLIPC_OK) {
-                    char why[4200];
-                    snprintf(why, sizeof why, "moved from %s", stored);
-                    r.n.moved++;
-                    log_image(&r, p, "moved", t->id, why, NULL, NULL, 0, 0, 0);
-                    continue;
-                }
-                /* could not update in place: index it again */
+            struct stat sb;
+            if (found && stat(stored, &sb) == 0) {   /* the other copy still exists */
+                char why[4200];
+                snprintf(why, sizeof why, "same content as %s (already indexed)", stored);
+                r.n.duplicate++;
+                log_image(&r, p, "duplicate", t->id, why, NULL, NULL, 0, 0, 0);
+                continue;
             }
+        }
+        /* the same content met earlier in this run (to be indexed or moved): the first path wins */
+        seen_arr[n_seen] = *t;
+        size_t first = idset_find_or_add(&seen, seen_arr, n_seen);
+        if (first != (size_t)-1) {
+            char why[4200];
+            snprintf(why, sizeof why, "same content as %s", seen_arr[first].path);
+            r.n.duplicate++;
+            log_image(&r, p, "duplicate", t->id, why, NULL, NULL, 0, 0, 0);
+            continue;
+        }
+        n_seen++;
+        /* stored under a path that no longer exists: moved, update the path only */
+        if (found && blipc_index_set_path(ix, t->id, p, t->mtime) == BLIPC_OK) {
+            char why[4200];
+            snprintf(why, sizeof why, "moved from %s", stored);
+            r.n.moved++;
+            log_image(&r, p, "moved", t->id, why, NULL, NULL, 0, 0, 0);
+            continue;
         }
         n_todo++;
     }
@@ -669,6 +708,8 @@ done:
                 "unreadable), %zu missing -> %s\n",
                 r.n.indexed, r.n.unchanged, r.n.moved, r.n.duplicate, r.n.failed, r.n.skipped, r.n.missing, target);
     free(todos);
+    free(seen_arr);
+    free(seen.slot);
     if (cap) blipc_captioner_free(cap);
     blipc_embedder_free(emb);
     blipc_index_close(ix);
