@@ -4,7 +4,9 @@
 #include "kernels.h"
 #include "threads.h"
 
+#include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -282,35 +284,141 @@ static void attn_part(void *arg, int ti, int nt) {
     }
 }
 
-typedef struct rows_job {
-    float *x;          /* [M, D] in/out */
-    const float *r;    /* residual [M, D] or NULL */
-    const float *bias, *g, *beta;
-    int M, D;
-    float eps;
-    int gelu;          /* 1: GELU over x (no LN) */
-} rows_job;
-
-static void rows_part(void *arg, int ti, int nt) {
-    rows_job *j = arg;
-    int per = (j->M + nt - 1) / nt, lo = ti * per, hi = lo + per > j->M ? j->M : lo + per;
-    if (lo >= hi) return;
-    float *x = j->x + (size_t)lo * j->D;
-    if (j->gelu) {
-        blipc__bert_gelu(x, (size_t)(hi - lo) * j->D);
-        return;
-    }
-    residual_layernorm(x, j->r ? j->r + (size_t)lo * j->D : NULL, j->bias, j->g, j->beta, hi - lo, j->D, j->eps);
-}
-
 static double now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* row-parallel only when there is enough work to pay for thread start-up */
-static int threads_for(int n_threads, size_t work) { return work < 32768 ? 1 : n_threads; }
+
+/* ------------------------------------------------------- the layer team
+ * All encoder layers run inside ONE team of n threads that meet at a barrier
+ * between phases (threads sleep in the barrier: nothing spins). Every BLAS call
+ * is a single-threaded sgemm on a thread's share of the output columns, so
+ * OpenBLAS's own pool stays idle: one parallel runtime at a time. */
+
+typedef struct fwd_ctx {
+    const blipc_bert_weights *w;
+    float *x, *qkv, *tmp, *hid, *kbias, *ascr;
+    int B, T;
+    float scale;
+    blipc_bert_prof *prof;
+    int nt;                  /* threads in the team */
+    pthread_barrier_t bar;
+} fwd_ctx;
+
+static void team_sync(fwd_ctx *c) {
+    if (c->nt > 1) pthread_barrier_wait(&c->bar);
+}
+
+/* y[:, cols of thread ti] = x W^T (+ b), optionally GELU'd; columns split in multiples of 16 */
+static void dense_part(const float *x, int M, int K, const float *W, const float *b, int N, float *y, int gelu, int ti,
+                       int nt) {
+    int per = (N + nt - 1) / nt;
+    per = (per + 15) / 16 * 16;
+    int n0 = ti * per, n1 = n0 + per > N ? N : n0 + per;
+    if (n0 >= n1) return;
+    blipc__linear(x, M, K, 0, W + (size_t)n0 * K, b ? b + n0 : NULL, n1 - n0, y + n0, N);
+    if (gelu)
+        for (int i = 0; i < M; i++) blipc__bert_gelu(y + (size_t)i * N + n0, (size_t)(n1 - n0));
+}
+
+static void rows_range(int M, int ti, int nt, int *lo, int *hi) {
+    int per = (M + nt - 1) / nt;
+    *lo = ti * per > M ? M : ti * per;
+    *hi = *lo + per > M ? M : *lo + per;
+}
+
+static void team_main(fwd_ctx *c, int ti) {
+    const blipc_bert_weights *w = c->w;
+    const int D = w->D, F = w->F, H = w->H, dh = D / H, nt = c->nt;
+    const int BT = c->B * c->T;
+    blipc_bert_prof *prof = ti == 0 ? c->prof : NULL;
+    double t0 = prof ? now() : 0, t1;
+#define LAP(field)                    \
+    do {                              \
+        team_sync(c);                 \
+        if (prof) {                   \
+            t1 = now();               \
+            prof->field += t1 - t0;   \
+            t0 = t1;                  \
+        }                             \
+    } while (0)
+    int r0, r1;
+    rows_range(BT, ti, nt, &r0, &r1);
+    for (int l = 0; l < w->L; l++) {
+        const blipc_bert_layer *ly = &w->layer[l];
+        dense_part(c->x, BT, D, ly->qkv_w, ly->qkv_b, 3 * D, c->qkv, 0, ti, nt);
+        LAP(t_dense);
+        attn_job aj = {c->qkv, c->kbias, c->tmp, c->ascr, c->B, c->T, D, H, dh, c->scale};
+        attn_part(&aj, ti, nt);
+        LAP(t_attn);
+        /* x = LN(x + dense(ctx) + b): dense into qkv (free now) */
+        dense_part(c->tmp, BT, D, ly->attn_out_w, NULL, D, c->qkv, 0, ti, nt);
+        LAP(t_dense);
+        residual_layernorm(c->x + (size_t)r0 * D, c->qkv + (size_t)r0 * D, ly->attn_out_b, ly->ln1_g, ly->ln1_b,
+                           r1 - r0, D, w->eps);
+        LAP(t_norm);
+        /* x = LN(x + W2 gelu(W1 x + b1) + b2) */
+        dense_part(c->x, BT, D, ly->ffn_in_w, ly->ffn_in_b, F, c->hid, 1, ti, nt);
+        LAP(t_dense); /* includes the GELU of each thread's columns */
+        dense_part(c->hid, BT, F, ly->ffn_out_w, NULL, D, c->tmp, 0, ti, nt);
+        LAP(t_dense);
+        residual_layernorm(c->x + (size_t)r0 * D, c->tmp + (size_t)r0 * D, ly->ffn_out_b, ly->ln2_g, ly->ln2_b,
+                           r1 - r0, D, w->eps);
+        LAP(t_norm);
+    }
+#undef LAP
+}
+
+typedef struct team_arg {
+    fwd_ctx *c;
+    int ti;
+    pthread_mutex_t *mu;
+    pthread_cond_t *cv;
+    int *go; /* 0 wait, 1 run, -1 quit */
+} team_arg;
+
+static void *team_thread(void *p) {
+    team_arg *a = p;
+    pthread_mutex_lock(a->mu);
+    while (*a->go == 0) pthread_cond_wait(a->cv, a->mu);
+    int go = *a->go;
+    pthread_mutex_unlock(a->mu);
+    if (go > 0) team_main(a->c, a->ti);
+    return NULL;
+}
+
+/* Start up to n-1 helpers (the team is whatever could be started), run, join. */
+static void run_team(fwd_ctx *c, int n) {
+    enum { MAXT = 64 };
+    if (n > MAXT) n = MAXT;
+    /* work too small to share: one thread */
+    if ((size_t)c->B * c->T * c->w->D < 4096) n = 1;
+    int prev_blas = openblas_get_num_threads();
+    blipc__threads_set(1);
+    pthread_t th[MAXT];
+    team_arg args[MAXT];
+    pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    int go = 0, started = 0;
+    for (int i = 1; i < n; i++) {
+        args[started + 1] = (team_arg){c, started + 1, &mu, &cv, &go};
+        if (pthread_create(&th[started + 1], NULL, team_thread, &args[started + 1]) != 0) break;
+        started++;
+    }
+    c->nt = started + 1;
+    int ok = c->nt == 1 || pthread_barrier_init(&c->bar, NULL, (unsigned)c->nt) == 0;
+    if (!ok) c->nt = 1;
+    pthread_mutex_lock(&mu);
+    go = ok ? 1 : -1; /* no barrier: helpers quit, the caller does everything */
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+    team_main(c, 0);
+    for (int i = 1; i <= started; i++) pthread_join(th[i], NULL);
+    if (ok && c->nt > 1) pthread_barrier_destroy(&c->bar);
+    blipc__threads_set(prev_blas);
+}
 
 /* ---------------------------------------------------------------- forward */
 
@@ -352,7 +460,7 @@ blipc_status blipc__bert_forward(const blipc_bert_weights *w, const int32_t *ids
         return blipc__errf(e, BLIPC_ERR_LIMIT, "BERT forward: batch %d x %d tokens does not fit the activation arena (%zu bytes)",
                            B, T, a->cap);
     }
-    double t0 = prof ? now() : 0, t1;
+    double t0 = prof ? now() : 0;
 
     /* embeddings: word + position + token_type[0], then LayerNorm */
     for (size_t i = 0; i < BT; i++) {
@@ -362,71 +470,10 @@ blipc_status blipc__bert_forward(const blipc_bert_weights *w, const int32_t *ids
         kbias[i] = mask && !mask[i] ? -INFINITY : 0.0f;
     }
     residual_layernorm(x, NULL, NULL, w->emb_ln_g, w->emb_ln_b, (int)BT, D, w->eps);
-    if (prof) {
-        t1 = now();
-        prof->t_embed += t1 - t0;
-        t0 = t1;
-    }
+    if (prof) prof->t_embed += now() - t0;
 
-    const float scale = 1.0f / sqrtf((float)dh);
-    for (int l = 0; l < w->L; l++) {
-        const blipc_bert_layer *ly = &w->layer[l];
-        /* self-attention */
-        blipc__linear(x, (int)BT, D, 0, ly->qkv_w, ly->qkv_b, 3 * D, qkv, 0);
-        if (prof) {
-            t1 = now();
-            prof->t_dense += t1 - t0;
-            t0 = t1;
-        }
-        attn_job aj = {qkv, kbias, tmp, ascr, B, T, D, H, dh, scale};
-        blipc__parallel_for(threads_for(n_threads, (size_t)B * T * T * D), attn_part, &aj);
-        if (prof) {
-            t1 = now();
-            prof->t_attn += t1 - t0;
-            t0 = t1;
-        }
-        /* out = LN(x + dense(ctx)) ; dense written into qkv (free now) */
-        blipc__linear(tmp, (int)BT, D, 0, ly->attn_out_w, NULL, D, qkv, 0);
-        if (prof) {
-            t1 = now();
-            prof->t_dense += t1 - t0;
-            t0 = t1;
-        }
-        rows_job rj = {x, qkv, ly->attn_out_b, ly->ln1_g, ly->ln1_b, (int)BT, D, w->eps, 0};
-        blipc__parallel_for(threads_for(n_threads, BT * D), rows_part, &rj);
-        if (prof) {
-            t1 = now();
-            prof->t_norm += t1 - t0;
-            t0 = t1;
-        }
-        /* FFN: LN(x + W2 gelu(W1 x + b1) + b2) */
-        blipc__linear(x, (int)BT, D, 0, ly->ffn_in_w, ly->ffn_in_b, F, hid, 0);
-        if (prof) {
-            t1 = now();
-            prof->t_dense += t1 - t0;
-            t0 = t1;
-        }
-        rows_job gj = {hid, NULL, NULL, NULL, NULL, (int)BT, F, 0, 1};
-        blipc__parallel_for(threads_for(n_threads, BT * F), rows_part, &gj);
-        if (prof) {
-            t1 = now();
-            prof->t_gelu += t1 - t0;
-            t0 = t1;
-        }
-        blipc__linear(hid, (int)BT, F, 0, ly->ffn_out_w, NULL, D, tmp, 0);
-        if (prof) {
-            t1 = now();
-            prof->t_dense += t1 - t0;
-            t0 = t1;
-        }
-        rows_job rj2 = {x, tmp, ly->ffn_out_b, ly->ln2_g, ly->ln2_b, (int)BT, D, w->eps, 0};
-        blipc__parallel_for(threads_for(n_threads, BT * D), rows_part, &rj2);
-        if (prof) {
-            t1 = now();
-            prof->t_norm += t1 - t0;
-            t0 = t1;
-        }
-    }
+    fwd_ctx c = {w, x, qkv, tmp, hid, kbias, ascr, B, T, 1.0f / sqrtf((float)dh), prof, 1, .bar = {{0}}};
+    run_team(&c, n_threads);
     if (prof) {
         prof->dense_flops += 2.0 * (double)BT * w->L * ((double)4 * D * D + 2.0 * D * F);
         prof->attn_flops += 4.0 * (double)B * T * T * D * w->L;
