@@ -750,6 +750,40 @@ static void expect_open_error(const char *dir, blipc_status want, const char *ne
     if (st == BLIPC_OK) blipc_captioner_free(c);
 }
 
+static int stop_loading(void *user, float f) {
+    *(float *)user = f;
+    return f < 0.35f; /* stop after the vision tower */
+}
+
+static void count_logs(void *user, blipc_log_level lvl, const char *msg) {
+    (void)lvl;
+    if (strstr(msg, "BLIP-2")) ++*(int *)user;
+}
+
+TEST(load_progress_abort_and_log_callback) {
+    NEED_VOCAB();
+    blipc_captioner_params p;
+    blipc_captioner_default_params(&p);
+    float last = -1;
+    p.load_progress = stop_loading;
+    p.load_progress_user = &last;
+    blipc_captioner *c = (blipc_captioner *)1;
+    char err[512];
+    CHECK_STATUS(blipc_captioner_open(model_dir(), &p, &c, err, sizeof err), BLIPC_ERR_ABORTED, err);
+    CHECK(c == NULL);
+    CHECK(last > 0.0f && last < 0.5f);
+    int logs = 0;
+    blipc_captioner_default_params(&p);
+    p.log_fn = count_logs;
+    p.log_user = &logs;
+    CHECK_STATUS(blipc_captioner_open(model_dir(), &p, &c, err, sizeof err), BLIPC_OK, err);
+    CHECK_EQ_INT(logs, 1);
+    blipc_captioner_free(c);
+    p.max_batch = -1;
+    CHECK_STATUS(blipc_captioner_open(model_dir(), &p, &c, err, sizeof err), BLIPC_ERR_INVALID_ARG, err);
+    CHECK_CONTAINS(err, "max_batch");
+}
+
 TEST(missing_files_are_named) {
     expect_open_error(make_dir("novocab", "vocab.json", NULL, NULL), BLIPC_ERR_IO, "vocab.json");
     expect_open_error(make_dir("nomerges", "merges.txt", NULL, NULL), BLIPC_ERR_IO, "merges.txt");
@@ -992,6 +1026,7 @@ int main(void) {
     RUN(dump_writes_intermediates_matching_golden);
     RUN(batch_with_bad_images_still_captions_the_others);
     RUN(bad_call_arguments_are_clear_errors);
+    RUN(load_progress_abort_and_log_callback);
     RUN(missing_files_are_named);
     RUN(mismatched_config_dimensions_are_caught);
     RUN(checkpoint_missing_tensor_or_wrong_shape_is_named);

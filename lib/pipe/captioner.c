@@ -40,6 +40,7 @@ struct blipc_captioner {
     blipc_gen_params gen_defaults;
     int eos_id, pad_id;
     int max_batch, n_threads;
+    int call_batch;           /* min(images of the call, max_batch) */
     int S, Tv, Q, Dv, Dq, Dt, V;
     /* batch buffers, sized for max_batch at open */
     float *pixels;            /* [mb, 3, S, S] */
@@ -350,9 +351,11 @@ static blipc_status run_batch(blipc_captioner *c, int B, const size_t *idx, cons
         if (b) memcpy(eb + (size_t)Q * Dt, emb + (size_t)Q * Dt, (size_t)L * Dt * sizeof(float));
         memcpy(eb, c->proj + (size_t)b * Q * Dt, (size_t)Q * Dt * sizeof(float));
     }
-    int slots = c->max_batch * gc->p.num_beams;
+    /* KV slots / prefill rows for the largest batch of this call (grown only when a
+       call needs more; no allocation inside the decode loop) */
+    int slots = c->call_batch * gc->p.num_beams;
     int max_new = gc->p.max_new_tokens < gc->max_length_room ? gc->p.max_new_tokens : gc->max_length_room;
-    BLIPC_TRY(blipc__opt_session_reserve(c->sess, slots, T + (max_new > 0 ? max_new : 1), c->max_batch * T, e));
+    BLIPC_TRY(blipc__opt_session_reserve(c->sess, slots, T + (max_new > 0 ? max_new : 1), c->call_batch * T, e));
     c->tm.kv_bytes = blipc__opt_session_bytes(c->sess);
     double t3 = now_ms();
     BLIPC_TRY(blipc__opt_prefill(c->sess, emb, B, T, c->logits, 0, e));
@@ -459,6 +462,7 @@ static blipc_status caption_common(blipc_captioner *c, const img_source *src, si
         return blipc__errf(e, BLIPC_ERR_NOMEM, "caption: out of memory");
     }
     c->n_res = n;
+    c->call_batch = n < (size_t)c->max_batch ? (int)n : c->max_batch;
     const size_t img_floats = (size_t)3 * c->S * c->S;
     size_t *idx = malloc((size_t)c->max_batch * sizeof *idx);
     blipc_status rc = idx ? BLIPC_OK : blipc__errf(e, BLIPC_ERR_NOMEM, "caption: out of memory");
