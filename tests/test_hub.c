@@ -823,6 +823,9 @@ int main(int argc, char **argv) {
     th_require_file(th_fixture("blip2-tiny/vocab.json"));
     snprintf(manifest, sizeof manifest, "%s", th_testdata("../../weights/manifest.json"));
     th_require_file(manifest);
+    /* the test server is on loopback: never through a proxy of the environment */
+    setenv("no_proxy", "127.0.0.1,localhost", 1);
+    setenv("NO_PROXY", "127.0.0.1,localhost", 1);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if (srv_start() != 0) th_skip_all("cannot start tests/servers/hub_server.py (BLIPC_PYTHON)");
     RUN(spec_parsing);

@@ -395,6 +395,12 @@ static blipc_status download_file(pull_ctx *c, pull_file *f, uint64_t pull_base,
     int lock;
     BLIPC_TRY(blipc__hub_lock(h, c->sp->repo, f->etag, f->name, &lock, e));
     int ex;
+    char ptr[BLIPC_HUB_PATH_MAX];
+    if (blipc__hub_pathf(ptr, sizeof ptr, NULL, "%s/snapshots/%s/%s", c->repo_dir, c->commit, f->name) == BLIPC_OK &&
+        file_size_of(ptr, &ex) == f->size && ex) { /* another process put it there (without symlinks) */
+        blipc__hub_unlock(lock);
+        return BLIPC_OK;
+    }
     uint64_t sz = file_size_of(blob, &ex);
     if (ex && sz == f->size) { /* another process finished it while we waited */
         blipc_status st = blipc__hub_link_pointer(h, c->repo_dir, c->commit, f->name, f->etag, 0, e);
