@@ -734,6 +734,10 @@ TEST(bad_call_arguments_are_clear_errors) {
     gp.progress_user = &calls;
     CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, PROMPT, &gp), BLIPC_ERR_ABORTED, blipc_captioner_errmsg(c));
     CHECK_EQ_INT(calls, 3);
+    CHECK_EQ_INT(blipc_captioner_result_count(c), 1);
+    CHECK(blipc_captioner_result_status(c, 0) == BLIPC_ERR_ABORTED);
+    CHECK(blipc_captioner_result_text(c, 0) == NULL);
+    CHECK_CONTAINS(blipc_captioner_result_error(c, 0), "not captioned");
     blipc_captioner_free(c);
     blipc_captioner_free(NULL);
     CHECK(blipc_captioner_result_count(NULL) == 0);
@@ -851,6 +855,23 @@ TEST(mismatched_config_dimensions_are_caught) {
         expect_open_error(make_dir(cases[i].name, NULL, NULL, cfg), cases[i].want, cases[i].needle);
         free(cfg);
     }
+}
+
+/* Legacy configs (no image_token_index): the same numbers by concatenation. */
+TEST(legacy_config_without_image_token_index_gives_same_tokens) {
+    NEED_VOCAB();
+    char *cfg = config_with("\"image_token_index\": 50265,\n", "");
+    CHECK(cfg != NULL);
+    if (!cfg) return;
+    blipc_captioner *c = cap_open(make_dir("legacy", NULL, NULL, cfg), 0, 0, BLIPC_WEIGHTS_AUTO);
+    free(cfg);
+    if (!c) return;
+    blipc_gen_params gp;
+    gen20(c, &gp);
+    const char *one[1] = {th_fixture("blip2-tiny/synthetic.png")};
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, PROMPT, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+    check_result_tokens(c, 0, "greedy_prompt_tokens", 0);
+    blipc_captioner_free(c);
 }
 
 /* Rewrite model.safetensors without one tensor / with one tensor of another shape. */
@@ -1030,6 +1051,7 @@ int main(void) {
     RUN(missing_files_are_named);
     RUN(mismatched_config_dimensions_are_caught);
     RUN(checkpoint_missing_tensor_or_wrong_shape_is_named);
+    RUN(legacy_config_without_image_token_index_gives_same_tokens);
     RUN(open_from_parts_in_memory_with_untied_lm_head);
     RUN(tool_json_lines_and_exit_status);
     model_free(&M32);

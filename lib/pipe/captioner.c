@@ -25,6 +25,7 @@ typedef struct cap_result {
     int32_t *tokens;  /* new tokens (EOS included when generated) */
     int n_tokens;
     int width, height;
+    int done;         /* captioned or failed (else: the call stopped before it) */
 } cap_result;
 
 struct blipc_captioner {
@@ -298,6 +299,7 @@ void blipc_captioner_free(blipc_captioner *c) {
 /* ---------------------------------------------------------------- running */
 
 static void result_fail(cap_result *r, const blipc_err *e) {
+    r->done = 1;
     r->status = e->status ? e->status : BLIPC_ERR_INTERNAL;
     free(r->error);
     r->error = xstrdup(e->msg[0] ? e->msg : blipc_status_str(r->status));
@@ -384,6 +386,7 @@ static blipc_status run_batch(blipc_captioner *c, int B, const size_t *idx, cons
         r->n_tokens = outs[b].n_tokens;
         outs[b].tokens = NULL;
         r->status = BLIPC_OK;
+        r->done = 1;
         int n = r->n_tokens;
         if (n > 0 && r->tokens[n - 1] == c->eos_id) n--; /* EOS stripped from the text */
         if (c->tok) {
@@ -515,6 +518,14 @@ static blipc_status caption_common(blipc_captioner *c, const img_source *src, si
     }
     free(idx);
     free(proc_ids);
+    /* images the call never reached (it stopped early) report why */
+    for (size_t k = 0; k < n; k++)
+        if (!c->res[k].done) {
+            blipc_err ne = {0};
+            blipc__errf(&ne, rc ? rc : BLIPC_ERR_INTERNAL, "image %zu: not captioned: %s", k,
+                        rc ? e->msg : "the call stopped early");
+            result_fail(&c->res[k], &ne);
+        }
     return rc;
 }
 
