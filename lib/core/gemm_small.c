@@ -47,35 +47,69 @@ static void rows_scalar(const sm_job *j, int n0, int n1) {
 }
 
 #ifdef BLIPC_X86
-__attribute__((target("avx512f"))) static void rows_avx512(const sm_job *j, int n0, int n1) {
-    const int K = j->K, K16 = K & ~15;
-    for (int n = n0; n < n1; n++) {
-        for (int m0 = 0; m0 < j->M; m0 += 8) {
-            int mc = j->M - m0 < 8 ? j->M - m0 : 8;
-            __m512 acc[8];
-            for (int i = 0; i < 8; i++) acc[i] = _mm512_setzero_ps();
-            const float *xb = j->x + (size_t)m0 * j->ldx;
-            if (j->bf16) {
-                const uint16_t *wr = (const uint16_t *)j->W + (size_t)n * K;
-                for (int k = 0; k < K16; k += 16) {
-                    __m256i h = _mm256_loadu_si256((const __m256i *)(wr + k));
-                    __m512 w = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-                    for (int i = 0; i < mc; i++)
-                        acc[i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xb + (size_t)i * j->ldx + k), acc[i]);
-                }
-            } else {
-                const float *wr = (const float *)j->W + (size_t)n * K;
-                for (int k = 0; k < K16; k += 16) {
-                    __m512 w = _mm512_loadu_ps(wr + k);
-                    for (int i = 0; i < mc; i++)
-                        acc[i] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xb + (size_t)i * j->ldx + k), acc[i]);
-                }
+/* AVX-512 register block: NR weight rows x MR input rows, 16 k at a time (the
+ * K tail masked). Every weight vector loaded feeds MR FMAs and every x vector
+ * NR FMAs, so a batch of rows costs little more than one (the weights, not
+ * the FMAs, bound the step). Constant NR/MR after inlining. */
+__attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) static inline void blk512(const sm_job *j, int n, int NR, int m0,
+                                                                           int MR) {
+    const int K = j->K;
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int m = 0; m < 4; m++) acc[r][m] = _mm512_setzero_ps();
+    const float *xr[4];
+#pragma GCC unroll 4
+    for (int m = 0; m < 4; m++) xr[m] = j->x + (size_t)(m0 + (m < MR ? m : 0)) * j->ldx;
+    for (int k = 0; k < K; k += 16) {
+        __mmask16 mk = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+        __m512 w[4], xv[4];
+        if (j->bf16) {
+            const uint16_t *wb = (const uint16_t *)j->W + (size_t)n * K + k;
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) {
+                __m256i h = _mm256_maskz_loadu_epi16(mk, wb + (size_t)r * K);
+                w[r] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
             }
-            for (int i = 0; i < mc; i++) {
-                float s = _mm512_reduce_add_ps(acc[i]);
-                const float *xr = xb + (size_t)i * j->ldx;
-                for (int k = K16; k < K; k++) s += xr[k] * w_at(j, (size_t)n * K + k);
-                j->y[(size_t)(m0 + i) * j->ldy + n] = s + (j->b ? j->b[n] : 0.0f);
+        } else {
+            const float *wf = (const float *)j->W + (size_t)n * K + k;
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) w[r] = _mm512_maskz_loadu_ps(mk, wf + (size_t)r * K);
+        }
+#pragma GCC unroll 4
+        for (int m = 0; m < MR; m++) xv[m] = _mm512_maskz_loadu_ps(mk, xr[m] + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++)
+#pragma GCC unroll 4
+            for (int m = 0; m < MR; m++) acc[r][m] = _mm512_fmadd_ps(w[r], xv[m], acc[r][m]);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++) {
+        float bias = j->b ? j->b[n + r] : 0.0f;
+#pragma GCC unroll 4
+        for (int m = 0; m < MR; m++) j->y[(size_t)(m0 + m) * j->ldy + n + r] = _mm512_reduce_add_ps(acc[r][m]) + bias;
+    }
+}
+
+#define BLK_M(NR_)                                               \
+    switch (MR) {                                                \
+    case 4: blk512(j, n, NR_, m0, 4); break;                     \
+    case 3: blk512(j, n, NR_, m0, 3); break;                     \
+    case 2: blk512(j, n, NR_, m0, 2); break;                     \
+    default: blk512(j, n, NR_, m0, 1); break;                    \
+    }
+
+__attribute__((target("avx512f,avx512bw,avx512vl"))) static void rows_avx512(const sm_job *j, int n0, int n1) {
+    for (int n = n0; n < n1; n += 4) {
+        int NR = n1 - n < 4 ? n1 - n : 4;
+        for (int m0 = 0; m0 < j->M; m0 += 4) {
+            int MR = j->M - m0 < 4 ? j->M - m0 : 4;
+            switch (NR) {
+            case 4: BLK_M(4) break;
+            case 3: BLK_M(3) break;
+            case 2: BLK_M(2) break;
+            default: BLK_M(1) break;
             }
         }
     }
@@ -143,7 +177,8 @@ static void sm_part(void *arg, int i, int n) {
 int blipc__cpu_isa(void) {
 #ifdef BLIPC_X86
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return 2;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
 #endif
     return 0;
