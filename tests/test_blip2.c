@@ -867,6 +867,36 @@ TEST(mismatched_config_dimensions_are_caught) {
     }
 }
 
+/* generation_config.json supplies the default generation parameters */
+TEST(generation_config_json_sets_defaults) {
+    NEED_VOCAB();
+    const char *d = make_dir("genconf", NULL, NULL, NULL);
+    char path[700];
+    snprintf(path, sizeof path, "%s/generation_config.json", d);
+    const char *gc = "{\"max_new_tokens\": 7, \"num_beams\": 2, \"repetition_penalty\": 1.5, \"eos_token_id\": 50118}";
+    th_write_file(path, gc, strlen(gc));
+    blipc_captioner *c = cap_open(d, 0, 0, BLIPC_WEIGHTS_AUTO);
+    if (!c) return;
+    blipc_gen_params gp;
+    blipc_captioner_default_gen_params(c, &gp);
+    CHECK_EQ_INT(gp.max_new_tokens, 7);
+    CHECK_EQ_INT(gp.num_beams, 2);
+    CHECK(fabsf(gp.repetition_penalty - 1.5f) < 1e-6f);
+    const char *one[1] = {th_fixture("blip2-tiny/synthetic.png")};
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, NULL, NULL), BLIPC_OK, blipc_captioner_errmsg(c));
+    size_t n = 0;
+    CHECK(blipc_captioner_result_tokens(c, 0, &n) != NULL && n >= 1 && n <= 7);
+    blipc_captioner_free(c);
+    /* without the file: HF defaults */
+    c = cap_open(model_dir(), 0, 0, BLIPC_WEIGHTS_AUTO);
+    if (!c) return;
+    blipc_captioner_default_gen_params(c, &gp);
+    CHECK_EQ_INT(gp.num_beams, 1);
+    CHECK_EQ_INT(gp.do_sample, 0);
+    CHECK(gp.max_new_tokens > 0);
+    blipc_captioner_free(c);
+}
+
 /* Legacy configs (no image_token_index): the same numbers by concatenation. */
 TEST(legacy_config_without_image_token_index_gives_same_tokens) {
     NEED_VOCAB();
@@ -1062,6 +1092,7 @@ int main(void) {
     RUN(mismatched_config_dimensions_are_caught);
     RUN(checkpoint_missing_tensor_or_wrong_shape_is_named);
     RUN(legacy_config_without_image_token_index_gives_same_tokens);
+    RUN(generation_config_json_sets_defaults);
     RUN(open_from_parts_in_memory_with_untied_lm_head);
     RUN(tool_json_lines_and_exit_status);
     model_free(&M32);
