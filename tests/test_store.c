@@ -465,6 +465,57 @@ TEST(hybrid_score_is_minmax_weighted_mean) {
                blipc_index_hit_score(ix, i), want);
         if (i) CHECK(blipc_index_hit_score(ix, i - 1) >= blipc_index_hit_score(ix, i));
     }
+    /* k = 3: the hybrid hits are the union of each sub-query's top 3, with the
+     * same component scores as the text-only and vector-only searches */
+    {
+        char tid[3][65], vid[3][65];
+        double tsc[3], vsc[3];
+        blipc_index_query sq;
+        blipc_index_default_query(&sq);
+        sq.k = 3;
+        sq.text = "dog beach";
+        CHECK_STATUS(blipc_index_search(ix, &sq), BLIPC_OK, blipc_index_errmsg(ix));
+        size_t nt = blipc_index_hit_count(ix);
+        for (size_t i = 0; i < nt && i < 3; i++) {
+            snprintf(tid[i], 65, "%s", blipc_index_hit_id(ix, i));
+            tsc[i] = blipc_index_hit_score(ix, i);
+        }
+        sq.text = NULL;
+        sq.vector = q;
+        sq.dim = DIM;
+        CHECK_STATUS(blipc_index_search(ix, &sq), BLIPC_OK, blipc_index_errmsg(ix));
+        size_t nv = blipc_index_hit_count(ix);
+        for (size_t i = 0; i < nv && i < 3; i++) {
+            snprintf(vid[i], 65, "%s", blipc_index_hit_id(ix, i));
+            vsc[i] = blipc_index_hit_score(ix, i);
+        }
+        CHECK(nt == 3 && nv == 3);
+        int only_text = 0;   /* the data make the union larger than either list */
+        for (int a = 0; a < 3; a++) {
+            int in = 0;
+            for (int b = 0; b < 3; b++) in |= !strcmp(tid[a], vid[b]);
+            only_text += !in;
+        }
+        CHECK(only_text > 0);
+        qq.k = 3;
+        CHECK_STATUS(blipc_index_search(ix, &qq), BLIPC_OK, blipc_index_errmsg(ix));
+        CHECK_EQ_INT(blipc_index_hit_count(ix), 3);
+        for (size_t i = 0; i < blipc_index_hit_count(ix); i++) {
+            const char *id = blipc_index_hit_id(ix, i);
+            double t = blipc_index_hit_text_score(ix, i), vs = blipc_index_hit_vector_score(ix, i);
+            int in_t = -1, in_v = -1;
+            for (int k2 = 0; k2 < 3; k2++) {
+                if (!strcmp(id, tid[k2])) in_t = k2;
+                if (!strcmp(id, vid[k2])) in_v = k2;
+            }
+            CHECK(in_t >= 0 || in_v >= 0);
+            CHECK((in_t >= 0) == !isnan(t));
+            CHECK((in_v >= 0) == !isnan(vs));
+            if (in_t >= 0) CHECK(fabs(t - tsc[in_t]) < 1e-9);
+            if (in_v >= 0) CHECK(fabs(vs - vsc[in_v]) < 1e-9);
+        }
+        qq.k = N;
+    }
     /* BM25 alone: the caption with both terms (twice "dog") ranks first */
     blipc_index_query tq;
     blipc_index_default_query(&tq);

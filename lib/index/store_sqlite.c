@@ -1012,6 +1012,12 @@ typedef struct hcand {
     int has_id;
 } hcand;
 
+static int cmp_by_rowid(const void *a, const void *b, void *ctx) {
+    const struct hcand *hh = ctx;
+    int64_t x = hh[*(const size_t *)a].rowid, y = hh[*(const size_t *)b].rowid;
+    return x < y ? -1 : x > y;
+}
+
 static int hcand_cmp(const void *a, const void *b) {
     const hcand *x = a, *y = b;
     if (x->score != y->score) return x->score > y->score ? -1 : 1;
@@ -1103,9 +1109,24 @@ static blipc_status search_locked(store *s, blipc__index_ctx *ctx, const blipc_i
             h[nh].has_id = 1;
             nh++;
         }
+        /* union by rowid: binary search in the vector hits sorted by rowid */
+        size_t *by_row = nv ? malloc(nv * sizeof *by_row) : NULL;
+        if (nv && !by_row) {
+            free(h);
+            free(vc);
+            free(tc);
+            return blipc__errf(&ctx->err, BLIPC_ERR_NOMEM, "index store: out of memory");
+        }
+        for (size_t i = 0; i < nv; i++) by_row[i] = i;
+        if (nv) qsort_r(by_row, nv, sizeof *by_row, cmp_by_rowid, h);
         for (size_t i = 0; i < nt; i++) {
-            size_t j = 0;
-            while (j < nv && h[j].rowid != tc[i].rowid) j++;  /* union by rowid (k is small) */
+            size_t lo = 0, hi = nv, j = nv;
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (h[by_row[mid]].rowid < tc[i].rowid) lo = mid + 1;
+                else hi = mid;
+            }
+            if (lo < nv && h[by_row[lo]].rowid == tc[i].rowid) j = by_row[lo];
             if (j < nv) {
                 h[j].t = tc[i].score;
             } else {
@@ -1115,6 +1136,7 @@ static blipc_status search_locked(store *s, blipc__index_ctx *ctx, const blipc_i
                 nh++;
             }
         }
+        free(by_row);
         if (q->hybrid) {
             double *t = malloc((nh + 1) * sizeof *t), *v = malloc((nh + 1) * sizeof *v),
                    *o = malloc((nh + 1) * sizeof *o);
