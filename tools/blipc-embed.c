@@ -1,10 +1,16 @@
 /* blipc-embed — sentence embeddings (all-MiniLM-L12-v2 style) for texts given as
  * arguments or read from stdin, one per line.
  *
- *   blipc-embed --model DIR [--threads N] [--json] [TEXT...]
+ *   blipc-embed [--model DIR|ORG/NAME] [--threads N] [--json] [TEXT...]
+ *
+ * --model may be a Hugging Face repo id when the tools are built with
+ * libblipc-hub (model_resolve.h); default sentence-transformers/all-MiniLM-L12-v2.
  *
  * Exit codes: 0 ok, 1 failure, 2 usage. */
 #include "blipc.h"
+#ifdef HAVE_MODEL_RESOLVE
+#include "model_resolve.h"
+#endif
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -16,7 +22,7 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: blipc-embed --model DIR [--threads N] [--json] [TEXT...]\n"
+            "usage: blipc-embed [--model DIR] [--threads N] [--json] [TEXT...]\n"
             "\n"
             "Embed each TEXT (or, without TEXT arguments, each line of stdin) with a\n"
             "sentence-transformers model directory (config.json, model.safetensors, vocab.txt,\n"
@@ -24,7 +30,12 @@ static void usage(FILE *f) {
             "Prints one line per text: the vector as space-separated floats, or with --json\n"
             "{\"text\": ..., \"embedding\": [...]}.\n"
             "\n"
+#ifdef HAVE_MODEL_RESOLVE
+            "  --model M       a model directory, or a Hugging Face repo id (ORG/NAME[@REV], taken from the\n"
+            "                  HF cache or downloaded); default " BLIPC_DEFAULT_EMBED_MODEL "\n"
+#else
             "  --model DIR     the model directory (e.g. a snapshot of sentence-transformers/all-MiniLM-L12-v2)\n"
+#endif
             "  --threads N     threads to use (default: number of cores)\n"
             "  --json          JSON lines output\n"
             "\n"
@@ -164,11 +175,17 @@ int main(int argc, char **argv) {
             break;
         }
     }
+#ifdef HAVE_MODEL_RESOLVE
+    char dir[4096];
+    if (blipc_tool_resolve_model(model, BLIPC_DEFAULT_EMBED_MODEL, dir, sizeof dir, 1) != 0) return 1;
+    model = dir;
+#else
     if (!model) {
         fprintf(stderr, "blipc-embed: --model DIR is required\n");
         usage(stderr);
         return 2;
     }
+#endif
     blipc_embedder_params p;
     blipc_embedder_default_params(&p);
     p.n_threads = (int)threads;
