@@ -897,6 +897,45 @@ TEST(generation_config_json_sets_defaults) {
     blipc_captioner_free(c);
 }
 
+/* The real checkpoint layout: model-0000N-of-00002.safetensors + index.json */
+TEST(sharded_checkpoint_gives_golden_tokens) {
+    NEED_VOCAB();
+    const char *d = make_dir("sharded", "model.safetensors", NULL, NULL);
+    size_t n = blipc__st_count(M32.st);
+    blipc_st_write_tensor *t = calloc(n, sizeof *t);
+    for (size_t i = 0; i < n; i++) {
+        const blipc_st_tensor *s = blipc__st_at(M32.st, i);
+        t[i] = (blipc_st_write_tensor){s->name, s->dtype, s->ndim, {0}, s->data};
+        memcpy(t[i].shape, s->shape, sizeof s->shape);
+    }
+    size_t half = n / 2;
+    char path[800];
+    blipc_err e = {0};
+    snprintf(path, sizeof path, "%s/model-00001-of-00002.safetensors", d);
+    CHECK_STATUS(blipc__st_write(path, t, half, NULL, 0, &e), BLIPC_OK, e.msg);
+    snprintf(path, sizeof path, "%s/model-00002-of-00002.safetensors", d);
+    CHECK_STATUS(blipc__st_write(path, t + half, n - half, NULL, 0, &e), BLIPC_OK, e.msg);
+    size_t cap = n * 160 + 256, k = 0;
+    char *idx = malloc(cap);
+    k += (size_t)snprintf(idx + k, cap - k, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
+    for (size_t i = 0; i < n; i++)
+        k += (size_t)snprintf(idx + k, cap - k, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i ? ", " : "",
+                              t[i].name, i < half ? 1 : 2);
+    k += (size_t)snprintf(idx + k, cap - k, "}}");
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", d);
+    th_write_file(path, idx, k);
+    free(idx);
+    free(t);
+    blipc_captioner *c = cap_open(d, 0, 0, BLIPC_WEIGHTS_AUTO);
+    if (!c) return;
+    blipc_gen_params gp;
+    gen20(c, &gp);
+    const char *one[1] = {th_fixture("blip2-tiny/synthetic.png")};
+    CHECK_STATUS(blipc_captioner_caption_files(c, one, 1, PROMPT, &gp), BLIPC_OK, blipc_captioner_errmsg(c));
+    check_result_tokens(c, 0, "greedy_prompt_tokens", 0);
+    blipc_captioner_free(c);
+}
+
 /* Legacy configs (no image_token_index): the same numbers by concatenation. */
 TEST(legacy_config_without_image_token_index_gives_same_tokens) {
     NEED_VOCAB();
@@ -1093,6 +1132,7 @@ int main(void) {
     RUN(checkpoint_missing_tensor_or_wrong_shape_is_named);
     RUN(legacy_config_without_image_token_index_gives_same_tokens);
     RUN(generation_config_json_sets_defaults);
+    RUN(sharded_checkpoint_gives_golden_tokens);
     RUN(open_from_parts_in_memory_with_untied_lm_head);
     RUN(tool_json_lines_and_exit_status);
     model_free(&M32);
