@@ -127,6 +127,21 @@ static int srv_count(const char *method, const char *sub, const char *range_pref
     return n;
 }
 
+/* requests whose path contains sub and that carried an Authorization header */
+static int srv_count_auth(const char *sub) {
+    char *b = srv_call("/_requests", NULL);
+    cJSON *j = cJSON_Parse(b ? b : "[]");
+    free(b);
+    int n = 0;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, j) {
+        const cJSON *p = cJSON_GetObjectItem(it, "path"), *a = cJSON_GetObjectItem(it, "auth");
+        if (strstr(p->valuestring, sub) && cJSON_IsString(a)) n++;
+    }
+    cJSON_Delete(j);
+    return n;
+}
+
 /* ------------------------------------------------------------------ helpers */
 
 static const char *new_cache(const char *name) {
@@ -623,7 +638,14 @@ TEST(bad_repos_give_clear_errors) {
     blipc_hub_free(h);
     p.token = "hf_test_token";
     h = open_hub(&p);
+    srv_reset();
+    srv_control("{\"cdn_host\": \"localhost\"}");
     CHECK_STATUS(blipc_hub_pull(h, "blipc-test/gated-minilm", dir, sizeof dir), BLIPC_OK, blipc_hub_errmsg(h));
+    /* the token goes to the Hub, never to the CDN host of the LFS redirect */
+    CHECK(srv_count_auth("/resolve/") > 0);
+    CHECK_EQ_INT(srv_count("GET", "/cdn/", NULL), 1);
+    CHECK_EQ_INT(srv_count_auth("/cdn/"), 0);
+    srv_reset();
     blipc_hub_free(h);
     /* nothing listens: a network error naming the endpoint */
     p.endpoint = "http://127.0.0.1:1";

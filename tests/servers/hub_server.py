@@ -28,6 +28,7 @@ Test-only endpoints:
      {"corrupt": {"count": 1, "path": "x"}}            GET bodies with one byte flipped (same length)
      {"no_range": true}                                ignore Range headers (answer 200 with everything)
      {"no_api": true}                                  /api/ answers 404 without X-Error-Code (a plain mirror)
+     {"cdn_host": "localhost"}                         LFS redirects name this host (a CDN elsewhere)
   GET  /_requests  the request log: [{"method", "path", "range", "auth"}]
 
 Usage: hub_server.py [--fixtures DIR] [--lifetime SECONDS]
@@ -149,6 +150,7 @@ class State:
         self.faults = {"fail": [], "drop": [], "corrupt": []}
         self.no_range = False
         self.no_api = False
+        self.cdn_host = None
         self.log = []
 
     def take(self, kind, path):
@@ -304,6 +306,8 @@ class Handler(BaseHTTPRequestHandler):
         if Repo.is_lfs(fname):
             sha = hashlib.sha256(data).hexdigest()
             host = self.headers.get("Host", "127.0.0.1:%d" % self.server.server_port)
+            if st.cdn_host:  # another host name for the CDN: credentials must not follow the redirect
+                host = "%s:%d" % (st.cdn_host, self.server.server_port)
             hdrs = dict(common)
             hdrs.update({"X-Linked-Etag": '"%s"' % sha, "X-Linked-Size": str(len(data)),
                          "ETag": '"%s"' % git_oid(b"version https://git-lfs.github.com/spec/v1\n"),
@@ -344,6 +348,8 @@ class Handler(BaseHTTPRequestHandler):
                 st.no_range = bool(req["no_range"])
             if "no_api" in req:
                 st.no_api = bool(req["no_api"])
+            if "cdn_host" in req:
+                st.cdn_host = req["cdn_host"]
         self.send(200, b'{"ok":true}')
 
 
