@@ -240,12 +240,12 @@ typedef struct blipc_gen_params {
     int min_new_tokens;         /* default 0 */
     int num_beams;              /* 1 = greedy/sampling; 1..16 */
     float length_penalty;       /* beam search: score = sum_logprob / len^length_penalty; default 1 */
-    int early_stopping;         /* beam search: 1 = stop when num_beams hypotheses are done */
+    int early_stopping;         /* beam search: 1 = stop when num_beams hypotheses are done; 0 (default) = HF's heuristic */
     int do_sample;              /* 0 = greedy/beam */
     float temperature;          /* default 1 */
     int top_k;                  /* default 50 (0 = off) */
     float top_p;                /* default 1 (off) */
-    uint64_t seed;              /* sampling seed; same seed, same output */
+    uint64_t seed;              /* sampling seed (default 0); same seed, same output, alone or in a batch */
     float repetition_penalty;   /* default 1 (off) */
     int no_repeat_ngram_size;   /* default 0 (off) */
     blipc_progress_fn progress; /* optional, called after each generated token; return 0 to abort */

@@ -352,11 +352,31 @@ static void top_k_filter(float *s, int V, int k, float *heap) {
         if (s[i] < kth) s[i] = -INFINITY;
 }
 
-static int cmp_sorted_asc(const void *a, const void *b) {
-    const sorted_val *x = a, *y = b;
-    if (x->v < y->v) return -1;
-    if (x->v > y->v) return 1;
-    return (x->i > y->i) - (x->i < y->i);
+/* strict total order: by score, then by token id */
+static int sv_less(sorted_val a, sorted_val b) { return a.v < b.v || (a.v == b.v && a.i < b.i); }
+
+static void sv_sift(sorted_val *a, int n, int i) {
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && sv_less(a[m], a[l])) m = l;
+        if (r < n && sv_less(a[m], a[r])) m = r;
+        if (m == i) return;
+        sorted_val t = a[i];
+        a[i] = a[m];
+        a[m] = t;
+        i = m;
+    }
+}
+
+/* in-place heapsort, ascending (qsort may allocate; the step loop must not) */
+static void sv_sort(sorted_val *a, int n) {
+    for (int i = n / 2 - 1; i >= 0; i--) sv_sift(a, n, i);
+    for (int end = n - 1; end > 0; end--) {
+        sorted_val t = a[0];
+        a[0] = a[end];
+        a[end] = t;
+        sv_sift(a, end, 0);
+    }
 }
 
 /* TopPLogitsWarper: sort ascending, softmax, cumulative sum; drop tokens whose
@@ -368,7 +388,7 @@ static void top_p_filter(float *s, int V, float top_p, sorted_val *sv) {
     for (int i = 0; i < V; i++)
         if (s[i] > -INFINITY) sv[n++] = (sorted_val){s[i], i}; /* NaN excluded */
     if (n <= 1) return;
-    qsort(sv, (size_t)n, sizeof *sv, cmp_sorted_asc);
+    sv_sort(sv, n);
     float m = sv[n - 1].v, sum = 0;
     for (int j = 0; j < n; j++) sum += expf(sv[j].v - m);
     float thr = (float)(1.0 - (double)top_p), cum = 0; /* HF: python float 1 - top_p */
