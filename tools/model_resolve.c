@@ -140,7 +140,7 @@ int blipc_tool_resolve_model(const char *arg_or_null, const char *default_repo, 
                 fprintf(stderr,
                         "  to get it: `blipc-pull %s` on a machine with network access (see docs/models.md for sizes),\n"
                         "  or copy a huggingface_hub cache that holds it into %s (HF_HUB_CACHE / HF_HOME),\n"
-                        "  or pass --model DIR with a local copy of the model files.\n",
+                        "  or name a local copy of the model files (--model DIR; --caption-model/--embed-model DIR for blipc-index/blipc-search).\n",
                         m, blipc_hub_cache_dir(hub));
                 break;
             case BLIPC_ERR_AUTH:
@@ -166,7 +166,7 @@ int blipc_tool_resolve_model(const char *arg_or_null, const char *default_repo, 
     }
     fprintf(stderr,
             "error: model %s: no such directory, and this build has no Hugging Face Hub support (libcurl);\n"
-            "  pass --model DIR with a local copy of the model files.\n", m);
+            "  name a local copy of the model files (--model DIR; --caption-model/--embed-model DIR for blipc-index/blipc-search).\n", m);
     return BLIPC_ERR_UNSUPPORTED;
 #endif
 }
