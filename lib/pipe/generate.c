@@ -469,7 +469,9 @@ static blipc_status check_call(const blipc_lm *lm, const blipc_gen_config *cfg, 
                                int *max_new, int *max_prompt, blipc_err *e) {
     if (!lm || !lm->step || !cfg || n_prompts < 0 || (n_prompts > 0 && (!first || !out)))
         return blipc__errf(e, BLIPC_ERR_INVALID_ARG, "generate: NULL or invalid argument");
-    if (lm->vocab_size < 1) return blipc__errf(e, BLIPC_ERR_INVALID_ARG, "generate: vocab_size %d", lm->vocab_size);
+    for (int i = 0; i < n_prompts; i++) out[i] = (blipc_gen_output){0}; /* callers may free them on any error */
+    if (lm->vocab_size < 1 || lm->vocab_size > INT_MAX / (2 * GEN_MAX_BEAMS))
+        return blipc__errf(e, BLIPC_ERR_INVALID_ARG, "generate: vocab_size %d", lm->vocab_size);
     BLIPC_TRY(blipc__gen_params_check(&cfg->p, e));
     if (cfg->max_length_room == 0)
         return blipc__errf(e, BLIPC_ERR_LIMIT, "generate: the prompt leaves no position for new tokens");
