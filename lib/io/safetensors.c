@@ -98,13 +98,19 @@ static uint64_t hash_str(const char *s) {
     return h;
 }
 
-static void st_index_rebuild(blipc_safetensors *st) {
+/* Returns the index of a tensor whose name is already indexed (a duplicate key in
+ * one header: cJSON keeps both), or SIZE_MAX. */
+static size_t st_index_rebuild(blipc_safetensors *st) {
     memset(st->slots, 0, st->n_slots * sizeof *st->slots);
     for (size_t i = 0; i < st->n; i++) {
         size_t j = hash_str(st->t[i].name) & (st->n_slots - 1);
-        while (st->slots[j]) j = (j + 1) & (st->n_slots - 1);
+        while (st->slots[j]) {
+            if (!strcmp(st->t[st->slots[j] - 1].name, st->t[i].name)) return i;
+            j = (j + 1) & (st->n_slots - 1);
+        }
         st->slots[j] = (uint32_t)(i + 1);
     }
+    return SIZE_MAX;
 }
 
 const blipc_st_tensor *blipc__st_find(const blipc_safetensors *st, const char *name) {
@@ -356,7 +362,14 @@ static blipc_status st_parse_file(blipc_safetensors *st, int fi, blipc_err *e) {
         st->slots = ns;
         st->n_slots = want;
     }
-    st_index_rebuild(st);
+    size_t dup = st_index_rebuild(st);
+    if (dup != SIZE_MAX) {
+        rc = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: tensor %s appears twice", path, st->t[dup].name);
+        for (size_t i = first; i < st->n; i++) free(st->t[i].name);
+        st->n = first;
+        st_index_rebuild(st);
+        return rc;
+    }
     return BLIPC_OK;
 }
 
