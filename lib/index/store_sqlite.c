@@ -680,7 +680,10 @@ static blipc_status vcache_refresh(store *s, blipc__index_ctx *ctx) {
         return BLIPC_OK;
     }
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM docs WHERE vector IS NOT NULL", -1, &st, NULL) != SQLITE_OK)
+    /* Capacity: every document (an upper bound on those with a vector). Plain
+     * count(*) is answered from the smallest index; "WHERE vector IS NOT NULL"
+     * would read the whole table an extra time (~30% of the load). */
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM docs", -1, &st, NULL) != SQLITE_OK)
         return sqerr(s, ctx, "loading vectors");
     size_t cap = 0;
     if (sqlite3_step(st) == SQLITE_ROW) cap = (size_t)sqlite3_column_int64(st, 0);
