@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!buf) return 0;
     if (size) memcpy(buf, data, size);
 
-    (void)blipc__exif_orientation(buf, size);
+    if (size) (void)blipc__exif_orientation(buf, size);
 
     blipc_image_params p;
     blipc_image_default_params(&p);
