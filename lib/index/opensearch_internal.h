@@ -1,5 +1,7 @@
-/* opensearch_internal.h — state shared by opensearch.c (index setup, search,
- * lookups, ML Commons) and opensearch_bulk.c (_bulk writes). */
+/* opensearch_internal.h — state and helpers shared by the OpenSearch backend's
+ * files: opensearch.c (open/close, lookups, shared helpers), opensearch_mapping.c
+ * (index setup), opensearch_search.c, opensearch_ml.c (ML Commons) and
+ * opensearch_bulk.c (_bulk writes). */
 #ifndef BLIPC_INDEX_OPENSEARCH_INTERNAL_H
 #define BLIPC_INDEX_OPENSEARCH_INTERNAL_H
 
@@ -32,5 +34,32 @@ blipc_status blipc__os_put(void *state, blipc__index_ctx *ctx, const blipc_index
 
 /* URL path of the index ("/" + name) plus suffix into the body-independent buffer. */
 void blipc__os_path(const blipc__os *s, blipc__os_buf *b, const char *suffix);
+
+/* The k-NN vector field of our mapping. */
+#define BLIPC__OS_VEC_FIELD "image_description_vector"
+
+/* search: see backend.h (opensearch_search.c). */
+blipc_status blipc__os_search(void *state, blipc__index_ctx *ctx, const blipc_index_query *q);
+
+/* Does a pipeline / model name need no URL escaping? */
+int blipc__os_url_safe(const char *n);
+/* Send a JSON request (cJSON body may be NULL) and return the status. */
+blipc_status blipc__os_json_request(blipc__os *s, blipc__index_ctx *ctx, const char *method, const char *path,
+                                    const cJSON *body, long *status);
+/* The known error type named in the last response body ("" if none). */
+const char *blipc__os_error_type(blipc__os *s);
+/* o[k] if it is a string, else NULL. */
+const char *blipc__os_jstr(const cJSON *o, const char *k);
+/* HTTP parameters from the index parameters (credentials: the params, else
+ * OPENSEARCH_USER / OPENSEARCH_PASSWORD). */
+void blipc__os_http_params_from(const blipc_index_params *p, blipc__os_http_params *hp);
+
+/* ML Commons tasks (opensearch_ml.c). Start one (POST path with body, may be
+ * NULL) and copy its task id; poll it until it ends, copying the model id when
+ * model_id is not NULL. `what` names the step in messages. */
+blipc_status blipc__os_ml_start_task(blipc__os_http *h, const char *path, const char *body, const char *what,
+                                     char *task_id, size_t cap, blipc_err *e);
+blipc_status blipc__os_ml_poll_task(blipc__os_http *h, const blipc_logger *lg, const char *task_id, const char *what,
+                                    int timeout_ms, int base_ms, char *model_id, size_t cap, blipc_err *e);
 
 #endif
