@@ -656,7 +656,7 @@ TEST(robust_configs_mutated) {
     CHECK_STATUS(load_config(CFG_PREPROC, blip, &e), BLIPC_OK, e.msg);
     CHECK_STATUS(load_config(CFG_GEN, gen, &e), BLIPC_OK, e.msg);
 
-    int iters = 600 * scale(), accepted = 0;
+    int iters = 400 * scale(), accepted = 0;
     double t0 = now_s();
     for (size_t i = 0; i < 4; i++) robust_config_file(CFG_BERT, bert, bert_files[i], iters, &accepted);
     robust_config_file(CFG_BLIP2, blip, "config.json", iters, &accepted);
