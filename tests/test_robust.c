@@ -350,11 +350,8 @@ TEST(robust_safetensors_mutated_headers) {
     robust_safetensors_seed("blip2-tiny/model.safetensors", 800 * scale());
 }
 
-/* A header that names one tensor twice (found by fuzz_safetensors): refused. */
-TEST(robust_safetensors_duplicate_name) {
-    const char hdr[] = "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                       "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}";
-    size_t hl = sizeof hdr - 1;
+static void st_expect_format_error(const char *hdr, const char *want) {
+    size_t hl = strlen(hdr);
     uint8_t *buf = calloc(1, 8 + hl + 8);
     if (!buf) abort();
     uint64_t v = hl;
@@ -362,12 +359,28 @@ TEST(robust_safetensors_duplicate_name) {
     memcpy(buf + 8, hdr, hl);
     blipc_safetensors *st = NULL;
     blipc_err e = {0};
-    CHECK_STATUS(blipc__st_open_memory(buf, 8 + hl + 8, "dup.safetensors", &st, &e), BLIPC_ERR_FORMAT, e.msg);
-    CHECK_CONTAINS(e.msg, "dup.safetensors");
-    CHECK_CONTAINS(e.msg, "tensor w appears twice");
+    CHECK_STATUS(blipc__st_open_memory(buf, 8 + hl + 8, "regress.safetensors", &st, &e), BLIPC_ERR_FORMAT, e.msg);
+    CHECK_CONTAINS(e.msg, "regress.safetensors");
+    CHECK_CONTAINS(e.msg, want);
     CHECK(st == NULL);
     blipc__st_free(st);
     free(buf);
+}
+
+/* Headers found by fuzz_safetensors: a name given twice in one header (was
+ * accepted), offsets/shapes too large for a 64-bit integer (undefined
+ * double -> integer conversions, caught by clang's UBSan). */
+TEST(robust_safetensors_regressions) {
+    st_expect_format_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                           "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+                           "tensor w appears twice");
+    st_expect_format_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,6.66667e62]}}",
+                           "data_offsets");
+    st_expect_format_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[1e20,1e20]}}",
+                           "data_offsets");
+    st_expect_format_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[1e300],\"data_offsets\":[0,4]}}", "shape");
+    st_expect_format_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[9223372036854775807],\"data_offsets\":[0,4]}}",
+                           "shape");
 }
 
 /* ------------------------------------------------------------------- images */
@@ -1029,7 +1042,7 @@ int main(void) {
     th_require_file(th_fixture("minilm-tiny/model.safetensors"));
     th_require_file(th_fixture("blip2-tiny/config.json"));
     double t0 = now_s();
-    RUN(robust_safetensors_duplicate_name);
+    RUN(robust_safetensors_regressions);
     RUN(robust_safetensors_mutated_headers);
     RUN(robust_images_mutated);
     RUN(robust_configs_mutated);

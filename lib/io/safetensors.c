@@ -268,7 +268,7 @@ static blipc_status st_parse_file(blipc_safetensors *st, int fi, blipc_err *e) {
             cJSON *s;
             cJSON_ArrayForEach(s, shape) {
                 double v = cJSON_IsNumber(s) ? s->valuedouble : -1;
-                if (v < 0 || v != (double)(int64_t)v || v > 9.0e15) {
+                if (v < 0 || v > 9.0e15 || v != (double)(int64_t)v) { /* range before the cast (UB) */
                     bad = 1;
                     break;
                 }
@@ -286,7 +286,9 @@ static blipc_status st_parse_file(blipc_safetensors *st, int fi, blipc_err *e) {
             }
             double b0 = cJSON_IsNumber(cJSON_GetArrayItem(offs, 0)) ? cJSON_GetArrayItem(offs, 0)->valuedouble : -1;
             double b1 = cJSON_IsNumber(cJSON_GetArrayItem(offs, 1)) ? cJSON_GetArrayItem(offs, 1)->valuedouble : -1;
-            if (b0 < 0 || b1 < 0 || b0 != (double)(uint64_t)b0 || b1 != (double)(uint64_t)b1) {
+            /* range first: converting a double >= 2^64 to uint64_t is undefined */
+            if (b0 < 0 || b1 < 0 || b0 >= 0x1p64 || b1 >= 0x1p64 || b0 != (double)(uint64_t)b0 ||
+                b1 != (double)(uint64_t)b1) {
                 rc = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: tensor %s: data_offsets must be non-negative integers", path, name);
                 break;
             }
