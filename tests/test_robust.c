@@ -640,6 +640,21 @@ static void robust_config_file(cfg_kind kind, const char *dir, const char *file,
     free(orig);
 }
 
+/* Found by fuzz_config: integers far out of range were converted before the
+ * range check (undefined behaviour); they must be plain format errors. */
+TEST(robust_config_regressions) {
+    static const char *const bad[] = {"{\"size\": {\"height\": 1e300, \"width\": 224}}",
+                                      "{\"size\": {\"height\": 224, \"width\": -1e300}}",
+                                      "{\"size\": {\"height\": 9223372036854775808, \"width\": 224}}"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        blipc_preproc_config c;
+        blipc_err e = {0};
+        CHECK_STATUS(blipc__preproc_config_parse(bad[i], strlen(bad[i]), "regress.json", &c, &e), BLIPC_ERR_FORMAT,
+                     e.msg);
+        CHECK_CONTAINS(e.msg, "regress.json");
+    }
+}
+
 TEST(robust_configs_mutated) {
     n_reported = 0;
     char bert[1024], blip[1024], pool[1100], gen[1024];
@@ -1045,6 +1060,7 @@ int main(void) {
     RUN(robust_safetensors_regressions);
     RUN(robust_safetensors_mutated_headers);
     RUN(robust_images_mutated);
+    RUN(robust_config_regressions);
     RUN(robust_configs_mutated);
     RUN(robust_tokenizers_mutated_text);
 #ifdef ROBUST_CORPUS_DIR

@@ -38,8 +38,9 @@ static blipc_status get_bool(const cJSON *root, const char *field, int *out, con
 
 static blipc_status get_int(const cJSON *v, const char *field, int lo, int hi, int *out, const char *name,
                             blipc_err *e) {
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(long long)v->valuedouble || v->valuedouble < lo ||
-        v->valuedouble > hi)
+    /* range before the cast: converting an out-of-range double to an integer is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi) ||
+        v->valuedouble != (double)(long long)v->valuedouble)
         return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: field \"%s\" must be an integer in [%d, %d]", name, field, lo, hi);
     *out = (int)v->valuedouble;
     return BLIPC_OK;
