@@ -756,7 +756,24 @@ int bench_caption_main(int argc, char **argv) {
         printf(" ms\n");
     }
 
-    /* 8. report */
+    /* 8. the limits again, after the stages: on a shared machine the best of
+     * the two measurements is the honest ceiling */
+    {
+        bench_limits lim2;
+        bench_measure_limits(nt, tiny, &lim2);
+        double sg2 = tiny ? 0 : measure_sgemm(257, 6144, 1408, 6);
+        double bwa2 = measure_bandwidth(bw_bytes, nt, 4);
+        printf("\nlimits again (after the stages): sgemm %.1f GFLOP/s (2048^3), %.1f GFLOP/s (ViT MLP shape); "
+               "read %.1f GB/s, %.1f GB/s (AVX-512 loads)\n",
+               lim2.sgemm_gflops, sg2, lim2.read_gbs, bwa2);
+        if (lim2.sgemm_gflops > sg_peak) sg_peak = lim2.sgemm_gflops;
+        if (sg2 > sg_peak) sg_peak = sg2;
+        if (lim2.read_gbs > bw) bw = lim2.read_gbs;
+        if (bwa2 > bw) bw = bwa2;
+        printf("limits used (best of both): sgemm %.1f GFLOP/s, bandwidth %.1f GB/s\n", sg_peak, bw);
+    }
+
+    /* 9. report */
     double vf = vit_flops(&cfg.vision), qff = qformer_flops(&cfg, T), db = decode_bytes(&cfg.text, bf16);
     double vis_gf = vf / (vis_best * 1e6);
     double dbound = db / (bw * 1e6); /* ms */
