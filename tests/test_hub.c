@@ -4,78 +4,34 @@
  * disk full, locks between processes, filesystems without symlinks. */
 #include "harness.h"
 #include "hub_internal.h"
+#include "servers.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
-static pid_t srv_pid = -1;
-static int srv_in = -1;
-static int srv_port;
+static th_server srv;
 static char endpoint[64];
 static char manifest[4096];
 
 /* ------------------------------------------------------------------ server */
 
 static int srv_start(void) {
-    int in[2], out[2];
-    if (pipe(in) || pipe(out)) return -1;
-    const char *py = getenv("BLIPC_PYTHON");
-    if (!py || !*py) py = "/usr/bin/python3";
     char script[4096], fixtures[4096];
     snprintf(script, sizeof script, "%s", th_testdata("../servers/hub_server.py"));
     snprintf(fixtures, sizeof fixtures, "%s", th_fixture(""));
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    posix_spawn_file_actions_addclose(&fa, in[1]);
-    posix_spawn_file_actions_addclose(&fa, out[0]);
-    char *argv[] = {(char *)py, script, "--fixtures", fixtures, "--lifetime", "900", NULL};
-    int rc = posix_spawn(&srv_pid, py, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(in[0]);
-    close(out[1]);
-    if (rc != 0) return -1;
-    srv_in = in[1];
-    fcntl(srv_in, F_SETFD, FD_CLOEXEC);
-    char line[32] = "";
-    size_t k = 0;
-    struct pollfd pf = {out[0], POLLIN, 0};
-    while (k < sizeof line - 1 && poll(&pf, 1, 30000) > 0) {
-        ssize_t r = read(out[0], line + k, 1);
-        if (r <= 0 || line[k] == '\n') break;
-        k++;
-    }
-    line[k] = 0;
-    close(out[0]);
-    srv_port = atoi(line);
-    if (srv_port <= 0) return -1;
-    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", srv_port);
+    const char *args[] = {"--fixtures", fixtures, "--lifetime", "900", NULL};
+    if (th_server_start(&srv, script, args) != 0) return -1;
+    snprintf(endpoint, sizeof endpoint, "%s", srv.url);
     return 0;
 }
 
-static void srv_stop(void) {
-    if (srv_in >= 0) close(srv_in); /* the server exits when its stdin closes */
-    srv_in = -1;
-    for (int i = 0; i < 50 && srv_pid > 0; i++) {
-        if (waitpid(srv_pid, NULL, WNOHANG) == srv_pid) return;
-        usleep(100000);
-    }
-    if (srv_pid > 0) {
-        kill(srv_pid, SIGKILL);
-        waitpid(srv_pid, NULL, 0);
-    }
-}
+static void srv_stop(void) { th_server_stop(&srv); }
 
 static size_t sink(char *p, size_t s, size_t n, void *u) {
     char **buf = u;

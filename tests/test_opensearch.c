@@ -6,22 +6,16 @@
 #include "backend.h"
 #include "blipc_index.h"
 #include "harness.h"
+#include "servers.h"
 
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdint.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #ifndef OS_SERVER_SCRIPT
 #define OS_SERVER_SCRIPT "tests/servers/opensearch_server.py"
@@ -37,65 +31,13 @@ static char live_index[64];
 
 /* ------------------------------------------------------------ test server */
 
-typedef struct server {
-    pid_t pid;
-    int in_fd;
-    int port;
-    char url[64];
-} server;
-
-static int server_start(server *s, const char *const *extra) {
-    memset(s, 0, sizeof *s);
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC)) return -1;
-    const char *py = getenv("BLIPC_PYTHON");
-    if (!py || !*py) py = "/usr/bin/python3";
-    const char *argv[16] = {py, OS_SERVER_SCRIPT, "--lifetime", "600"};
-    int k = 4;
-    for (int i = 0; extra && extra[i] && k < 15; i++) argv[k++] = extra[i];
-    argv[k] = NULL;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    int rc = posix_spawn(&s->pid, py, &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(in[0]);
-    close(out[1]);
-    if (rc != 0) {
-        close(in[1]);
-        close(out[0]);
-        return -1;
-    }
-    s->in_fd = in[1];
-    char line[32] = {0};
-    size_t n = 0;
-    struct pollfd pfd = {out[0], POLLIN, 0};
-    while (n < sizeof line - 1 && poll(&pfd, 1, 20000) > 0) {
-        ssize_t r = read(out[0], line + n, 1);
-        if (r <= 0 || line[n] == '\n') break;
-        n++;
-    }
-    close(out[0]);
-    s->port = atoi(line);
-    if (s->port <= 0) return -1;
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", s->port);
-    return 0;
-}
-
-static void server_stop(server *s) {
-    if (s->pid <= 0) return;
-    close(s->in_fd); /* the server exits when its stdin closes */
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return;
-        }
-        usleep(20000);
-    }
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
+/* the OpenSearch look-alike (--lifetime: it exits on its own should the test die) */
+static int server_start(th_server *s, const char *const *extra) {
+    const char *args[16] = {"--lifetime", "600"};
+    int k = 2;
+    for (int i = 0; extra && extra[i] && k < 15; i++) args[k++] = extra[i];
+    args[k] = NULL;
+    return th_server_start(s, OS_SERVER_SCRIPT, args);
 }
 
 typedef struct mem {
@@ -149,20 +91,20 @@ static cJSON *http(const char *base, const char *method, const char *path, const
     return j;
 }
 
-static void fault(server *s, const char *json) {
+static void fault(th_server *s, const char *json) {
     long st = 0;
     cJSON_Delete(http(s->url, "POST", "/_fault", json, &st));
     CHECK_EQ_INT(st, 200);
 }
 
 /* GET /_dump?index=NAME: {"docs": {...}, "versions": {...}, ...} */
-static cJSON *dump(server *s, const char *index) {
+static cJSON *dump(th_server *s, const char *index) {
     char path[256];
     snprintf(path, sizeof path, "/_dump?index=%s", index);
     return http(s->url, "GET", path, NULL, NULL);
 }
 
-static cJSON *requests_log(server *s) { return http(s->url, "GET", "/_requests", NULL, NULL); }
+static cJSON *requests_log(th_server *s) { return http(s->url, "GET", "/_requests", NULL, NULL); }
 
 /* ------------------------------------------------------------ documents */
 
@@ -232,7 +174,7 @@ static void docset_free(docset *ds) {
 
 /* ------------------------------------------------------------ handles */
 
-static server srv;      /* the main test server (no auth) */
+static th_server srv;      /* the main test server (no auth) */
 static const char *base_url(void) { return live ? getenv("OPENSEARCH_URL") : srv.url; }
 
 static void params_for(blipc_index_params *p, const char *url, const char *index, int dim) {
@@ -619,7 +561,7 @@ TEST(too_large_batches_are_split_on_413) {
 
 TEST(wrong_credentials_are_reported_plainly) {
     if (live && !getenv("OPENSEARCH_USER")) return;
-    server as = {0};
+    th_server as = {0};
     const char *url = base_url();
     if (!live) {
         const char *args[] = {"--auth", "admin:s3cret", "--readonly", "reader:pw", NULL};
@@ -658,7 +600,7 @@ TEST(wrong_credentials_are_reported_plainly) {
         unsetenv("OPENSEARCH_USER");
         unsetenv("OPENSEARCH_PASSWORD");
         blipc_index_close(ix);
-        server_stop(&as);
+        th_server_stop(&as);
     }
 }
 
@@ -1096,7 +1038,7 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "/%s-*", live_index);
         cJSON_Delete(http(base_url(), "DELETE", path, NULL, NULL));
     } else {
-        server_stop(&srv);
+        th_server_stop(&srv);
     }
     curl_global_cleanup();
     return th_finish();
