@@ -86,6 +86,14 @@ const char *th_tmpdir(void) {
     return th_tmp;
 }
 
+const char *th_tmp_path(const char *name) {
+    static char bufs[8][4096];
+    static int k;
+    char *b = bufs[k++ & 7];
+    snprintf(b, sizeof bufs[0], "%s/%s", th_tmpdir(), name);
+    return b;
+}
+
 char *th_read_file(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
@@ -119,4 +127,13 @@ double th_max_abs_diff(const float *a, const float *b, size_t n) {
         if (d > m || d != d) m = d != d ? INFINITY : d;
     }
     return m;
+}
+
+int th_copy_file(const char *src, const char *dst) {
+    size_t n;
+    char *d = th_read_file(src, &n);
+    if (!d) return -1;
+    int r = th_write_file(dst, d, n);
+    free(d);
+    return r;
 }

@@ -68,11 +68,15 @@ const char *th_testdata(const char *rel);
 void th_require_file(const char *path);
 /* A fresh temporary directory for this test program (removed at exit). */
 const char *th_tmpdir(void);
+/* th_tmpdir() + "/" + name, in a rotating static buffer (8 at a time). */
+const char *th_tmp_path(const char *name);
 
 /* Read a whole file (malloc'd; NULL if unreadable). */
 char *th_read_file(const char *path, size_t *size);
 /* Write bytes to a file; returns 0 on success. */
 int th_write_file(const char *path, const void *data, size_t size);
+/* Copy a file; returns 0 on success. */
+int th_copy_file(const char *src, const char *dst);
 
 /* max |a-b| over n floats */
 double th_max_abs_diff(const float *a, const float *b, size_t n);

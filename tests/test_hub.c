@@ -100,14 +100,6 @@ static int srv_count_auth(const char *sub) {
 
 /* ------------------------------------------------------------------ helpers */
 
-static const char *new_cache(const char *name) {
-    static char bufs[4][1024];
-    static int k;
-    char *b = bufs[k++ & 3];
-    snprintf(b, sizeof bufs[0], "%s/%s", th_tmpdir(), name);
-    return b;
-}
-
 static blipc_hub_params test_params(const char *cache) {
     blipc_hub_params p;
     blipc_hub_default_params(&p);
@@ -234,7 +226,7 @@ TEST(default_params_and_env) {
 
 /* The built-in kinds (used without a manifest) must agree with weights/manifest.json. */
 TEST(manifest_matches_builtin_kinds) {
-    blipc_hub_params p = test_params(new_cache("unused"));
+    blipc_hub_params p = test_params(th_tmp_path("unused"));
     blipc_hub *h = open_hub(&p);
     if (!h) return;
     CHECK(h->manifest != NULL);
@@ -261,7 +253,7 @@ TEST(manifest_matches_builtin_kinds) {
 }
 
 TEST(local_dirs_checked) {
-    blipc_hub_params p = test_params(new_cache("local"));
+    blipc_hub_params p = test_params(th_tmp_path("local"));
     p.offline = 1;
     blipc_hub *h = open_hub(&p);
     if (!h) return;
@@ -277,7 +269,7 @@ TEST(local_dirs_checked) {
                  BLIPC_ERR_MODEL, blipc_hub_errmsg(h));
     CHECK_CONTAINS(blipc_hub_errmsg(h), "hidden_size");
     /* a copy without vocab.json */
-    const char *d = new_cache("partial-model");
+    const char *d = th_tmp_path("partial-model");
     mkdir(d, 0777);
     const char *names[] = {"config.json", "preprocessor_config.json", "merges.txt", "tokenizer_config.json",
                            "model.safetensors"};
@@ -290,7 +282,7 @@ TEST(local_dirs_checked) {
 }
 
 TEST(pull_sharded_model_into_hf_layout) {
-    const char *cache = new_cache("sharded");
+    const char *cache = th_tmp_path("sharded");
     blipc_hub_params p = test_params(cache);
     blipc_hub *h = open_hub(&p);
     if (!h) return;
@@ -332,7 +324,7 @@ TEST(pull_sharded_model_into_hf_layout) {
 
 /* A cache written by hand in the huggingface_hub layout is used as is, without any request. */
 TEST(hand_written_cache_used_without_requests) {
-    const char *cache = new_cache("handmade");
+    const char *cache = th_tmp_path("handmade");
     const char *commit = "0123456789abcdef0123456789abcdef01234567";
     char repo[1024], snap[1200], cmd[16384];
     snprintf(repo, sizeof repo, "%.900s/models--sentence-transformers--all-MiniLM-L12-v2", cache);
@@ -371,7 +363,7 @@ TEST(hand_written_cache_used_without_requests) {
 }
 
 TEST(offline_never_touches_network) {
-    const char *cache = new_cache("offline");
+    const char *cache = th_tmp_path("offline");
     blipc_hub_params p = test_params(cache);
     p.use_env = 1;
     setenv("HF_HUB_OFFLINE", "1", 1);
@@ -400,7 +392,7 @@ TEST(offline_never_touches_network) {
 }
 
 TEST(dropped_download_resumes_and_verifies) {
-    const char *cache = new_cache("drop");
+    const char *cache = th_tmp_path("drop");
     blipc_hub_params p = test_params(cache);
     blipc_hub *h = open_hub(&p);
     if (!h) return;
@@ -417,7 +409,7 @@ TEST(dropped_download_resumes_and_verifies) {
 }
 
 TEST(server_ignoring_range_restarts_cleanly) {
-    const char *cache = new_cache("norange");
+    const char *cache = th_tmp_path("norange");
     blipc_hub_params p = test_params(cache);
     blipc_hub *h = open_hub(&p);
     if (!h) return;
@@ -443,7 +435,7 @@ static int abort_after(void *user, const blipc_hub_progress *pr) {
 }
 
 TEST(interrupted_pull_is_never_mistaken_for_complete) {
-    const char *cache = new_cache("interrupt");
+    const char *cache = th_tmp_path("interrupt");
     blipc_hub_params p = test_params(cache);
     abort_ctx a = {.limit = 2000000};
     p.progress = abort_after;
@@ -477,7 +469,7 @@ TEST(interrupted_pull_is_never_mistaken_for_complete) {
 }
 
 TEST(server_errors_are_retried_then_reported) {
-    const char *cache = new_cache("500");
+    const char *cache = th_tmp_path("500");
     blipc_hub_params p = test_params(cache);
     blipc_hub *h = open_hub(&p);
     if (!h) return;
@@ -487,7 +479,7 @@ TEST(server_errors_are_retried_then_reported) {
     char dir[4096];
     CHECK_STATUS(blipc_hub_pull(h, "blipc-test/minilm-tiny", dir, sizeof dir), BLIPC_OK, blipc_hub_errmsg(h));
     blipc_hub_free(h);
-    cache = new_cache("500b");
+    cache = th_tmp_path("500b");
     p = test_params(cache);
     h = open_hub(&p);
     srv_reset();
@@ -501,7 +493,7 @@ TEST(server_errors_are_retried_then_reported) {
 }
 
 TEST(corrupt_download_rejected_and_refetched) {
-    const char *cache = new_cache("corrupt");
+    const char *cache = th_tmp_path("corrupt");
     blipc_hub_params p = test_params(cache);
     blipc_hub *h = open_hub(&p);
     if (!h) return;
@@ -516,7 +508,7 @@ TEST(corrupt_download_rejected_and_refetched) {
     CHECK(files_equal(path2(dir, "vocab.txt"), th_fixture("minilm-tiny/vocab.txt")));
     blipc_hub_free(h);
     /* always corrupt: an error, and nothing in blobs/ or snapshots/ for it */
-    cache = new_cache("corrupt2");
+    cache = th_tmp_path("corrupt2");
     p = test_params(cache);
     h = open_hub(&p);
     srv_reset();
@@ -530,7 +522,7 @@ TEST(corrupt_download_rejected_and_refetched) {
 }
 
 TEST(corrupted_cached_blob_is_refetched) {
-    const char *cache = new_cache("badblob");
+    const char *cache = th_tmp_path("badblob");
     blipc_hub_params p = test_params(cache);
     blipc_hub *h = open_hub(&p);
     if (!h) return;
@@ -566,7 +558,7 @@ TEST(corrupted_cached_blob_is_refetched) {
 }
 
 TEST(bad_repos_give_clear_errors) {
-    const char *cache = new_cache("bad");
+    const char *cache = th_tmp_path("bad");
     blipc_hub_params p = test_params(cache);
     blipc_hub *h = open_hub(&p);
     if (!h) return;
@@ -613,7 +605,7 @@ TEST(bad_repos_give_clear_errors) {
 }
 
 TEST(snapshot_missing_a_shard) {
-    const char *cache = new_cache("shardgone");
+    const char *cache = th_tmp_path("shardgone");
     blipc_hub_params p = test_params(cache);
     blipc_hub *h = open_hub(&p);
     if (!h) return;
@@ -638,7 +630,7 @@ TEST(snapshot_missing_a_shard) {
 }
 
 TEST(disk_full_keeps_only_a_partial_file) {
-    const char *cache = new_cache("diskfull");
+    const char *cache = th_tmp_path("diskfull");
     fflush(NULL);
     pid_t pid = fork();
     if (pid == 0) {
@@ -672,7 +664,7 @@ TEST(disk_full_keeps_only_a_partial_file) {
 }
 
 TEST(no_symlinks_filesystem) {
-    const char *cache = new_cache("nosymlinks");
+    const char *cache = th_tmp_path("nosymlinks");
     blipc_hub_params p = test_params(cache);
     p.symlinks = 0;
     blipc_hub *h = open_hub(&p);
@@ -690,7 +682,7 @@ TEST(no_symlinks_filesystem) {
 }
 
 TEST(mirror_without_api_is_probed) {
-    const char *cache = new_cache("noapi");
+    const char *cache = th_tmp_path("noapi");
     blipc_hub_params p = test_params(cache);
     blipc_hub *h = open_hub(&p);
     if (!h) return;
@@ -706,7 +698,7 @@ TEST(mirror_without_api_is_probed) {
 }
 
 TEST(two_processes_download_a_blob_once) {
-    const char *cache = new_cache("twoproc");
+    const char *cache = th_tmp_path("twoproc");
     srv_reset();
     fflush(NULL);
     pid_t kids[2];
@@ -760,7 +752,7 @@ static char *run(const char *cmd, int *code) {
 
 TEST(blipc_pull_tool) {
     if (!pull_exe) return;
-    const char *cache = new_cache("tool");
+    const char *cache = th_tmp_path("tool");
     char cmd[8192], *out;
     int code;
     snprintf(cmd, sizeof cmd,

@@ -24,23 +24,6 @@ static char errbuf[1024];
 
 /* ---------------------------------------------------------------- helpers */
 
-static const char *tmp(const char *name) {
-    static char bufs[8][1024];
-    static int k;
-    char *b = bufs[k++ & 7];
-    snprintf(b, 1024, "%s/%s", th_tmpdir(), name);
-    return b;
-}
-
-static int copy_file(const char *src, const char *dst) {
-    size_t n;
-    char *d = th_read_file(src, &n);
-    if (!d) return -1;
-    int r = th_write_file(dst, d, n);
-    free(d);
-    return r;
-}
-
 /* Write a w x h 24-bit BMP filled with a colour pattern depending on seed. */
 static int write_bmp(const char *path, int w, int h, int seed) {
     int row = (w * 3 + 3) & ~3;
@@ -172,11 +155,11 @@ TEST(index_folder_then_search) {
     };
     for (size_t i = 0; i < 6; i++) {
         snprintf(p, sizeof p, "%s/%s", g_dir, imgs[i][1]);
-        CHECK(copy_file(th_fixture(imgs[i][0]), p) == 0);
+        CHECK(th_copy_file(th_fixture(imgs[i][0]), p) == 0);
     }
     /* the same content twice in one run: stored once, the second is a duplicate */
     snprintf(p, sizeof p, "%s/trip/zz-chelsea-again.png", g_dir);
-    CHECK(copy_file(th_fixture("images/chelsea.png"), p) == 0);
+    CHECK(th_copy_file(th_fixture("images/chelsea.png"), p) == 0);
     snprintf(p, sizeof p, "%s/notes.txt", g_dir);
     th_write_file(p, "not an image\n", 13);
     snprintf(p, sizeof p, "%s/trip/broken.jpg", g_dir);
@@ -348,7 +331,7 @@ TEST(rerun_skips_unchanged_updates_moved) {
     run_free(&r);
 
     CHECK(rename(from, to) == 0);
-    CHECK(copy_file(th_fixture("images/chelsea.png"), dup) == 0);
+    CHECK(th_copy_file(th_fixture("images/chelsea.png"), dup) == 0);
     r = run(argv);
     CHECKF(r.code == 0, "exit %d: %s", r.code, r.err);
     CHECK_EQ_INT(count_status(r.out, "moved"), 1);
@@ -394,10 +377,10 @@ TEST(interrupt_commits_done_batches_and_resumes) {
         snprintf(p, sizeof p, "%s/gen%02d.bmp", dir, i);
         CHECK(write_bmp(p, 48, 32, i + 1) == 0);
     }
-    const char *of = tmp("int.out");
+    const char *of = th_tmp_path("int.out");
     pid_t pid = fork();
     if (pid == 0) {
-        if (!freopen(of, "w", stdout) || !freopen(tmp("int.err"), "w", stderr)) _exit(126);
+        if (!freopen(of, "w", stdout) || !freopen(th_tmp_path("int.err"), "w", stderr)) _exit(126);
         setvbuf(stdout, NULL, _IOLBF, 0);
         const char *argv[] = {g_index_tool, "--json", "--store", store, "--caption-model", g_cap, "--embed-model",
                               g_emb, "--batch", "2", "--max-new-tokens", "20", dir, NULL};
@@ -422,7 +405,7 @@ TEST(interrupt_commits_done_batches_and_resumes) {
     char *out = th_read_file(of, &n);
     int first = out ? count_status(out, "indexed") : 0;
     free(out);
-    char *err = th_read_file(tmp("int.err"), &n);
+    char *err = th_read_file(th_tmp_path("int.err"), &n);
     if (code == 130) {
         CHECK(err && strstr(err, "interrupted") != NULL);
         CHECK(first < N);
@@ -449,7 +432,7 @@ TEST(bad_input_is_reported_clearly) {
     snprintf(empty, sizeof empty, "%s/empty", th_tmpdir());
     mkdir(empty, 0755);
     char store[1100], junk[1100];
-    snprintf(store, sizeof store, "%s", tmp("bad.sqlite"));
+    snprintf(store, sizeof store, "%s", th_tmp_path("bad.sqlite"));
     const char *a1[] = {g_index_tool, "--store", store, "--caption-model", g_cap, "--embed-model", g_emb, empty, NULL};
     run_out r = run(a1);
     CHECK_EQ_INT(r.code, 0);
@@ -458,16 +441,16 @@ TEST(bad_input_is_reported_clearly) {
     /* a path that does not exist, next to a real image: the image is indexed, exit 1 */
     char img[1300];
     snprintf(img, sizeof img, "%s/one.png", empty);
-    copy_file(th_fixture("more-images/tiny_3x2.png"), img);
+    th_copy_file(th_fixture("more-images/tiny_3x2.png"), img);
     const char *a2[] = {g_index_tool, "--store", store, "--caption-model", g_cap, "--embed-model", g_emb,
-                        "--max-new-tokens", "4", tmp("nowhere"), empty, NULL};
+                        "--max-new-tokens", "4", th_tmp_path("nowhere"), empty, NULL};
     r = run(a2);
     CHECK_EQ_INT(r.code, 1);
     CHECK_CONTAINS(r.err, "nowhere");
     CHECK_CONTAINS(r.err, "1 indexed");
     run_free(&r);
     /* a store file that is not a store */
-    snprintf(junk, sizeof junk, "%s", tmp("junk.sqlite"));
+    snprintf(junk, sizeof junk, "%s", th_tmp_path("junk.sqlite"));
     th_write_file(junk, "this is not a database, just text that is long enough to not be empty at all......", 80);
     const char *a3[] = {g_index_tool, "--store", junk, "--caption-model", g_cap, "--embed-model", g_emb, empty, NULL};
     r = run(a3);
@@ -497,7 +480,7 @@ TEST(bad_input_is_reported_clearly) {
     free(big);
     /* a missing store for search: not created */
     char absent[1100];
-    snprintf(absent, sizeof absent, "%s", tmp("absent.sqlite"));
+    snprintf(absent, sizeof absent, "%s", th_tmp_path("absent.sqlite"));
     const char *a6[] = {g_search_tool, "--store", absent, "--embed-model", g_emb, "dog", NULL};
     r = run(a6);
     CHECK_EQ_INT(r.code, 2);

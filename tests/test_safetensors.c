@@ -27,17 +27,9 @@ static img make_img(const char *header, size_t data_bytes) {
     return m;
 }
 
-static const char *tmp_path(const char *name) {
-    static char buf[4][1024];
-    static int k;
-    char *b = buf[k++ & 3];
-    snprintf(b, sizeof buf[0], "%s/%s", th_tmpdir(), name);
-    return b;
-}
-
 /* Write the image to a file, open it; return the status, leave the message in e. */
 static blipc_status open_img_file(img m, const char *name, blipc_err *e) {
-    const char *path = tmp_path(name);
+    const char *path = th_tmp_path(name);
     th_write_file(path, m.p, m.n);
     free(m.p);
     blipc_safetensors *st = NULL;
@@ -93,15 +85,15 @@ TEST(safetensors_reads_fixture_zero_copy) {
 TEST(safetensors_rejects_missing_and_truncated_files) {
     blipc_err e;
     blipc_safetensors *st = NULL;
-    CHECK_STATUS(blipc__st_open_file(tmp_path("does-not-exist.safetensors"), &st, &e), BLIPC_ERR_IO, e.msg);
+    CHECK_STATUS(blipc__st_open_file(th_tmp_path("does-not-exist.safetensors"), &st, &e), BLIPC_ERR_IO, e.msg);
     CHECK_CONTAINS(e.msg, "does-not-exist.safetensors");
     CHECK(st == NULL);
     /* empty file, 5-byte file */
-    th_write_file(tmp_path("empty.safetensors"), "", 0);
-    CHECK(blipc__st_open_file(tmp_path("empty.safetensors"), &st, &e) != BLIPC_OK);
+    th_write_file(th_tmp_path("empty.safetensors"), "", 0);
+    CHECK(blipc__st_open_file(th_tmp_path("empty.safetensors"), &st, &e) != BLIPC_OK);
     CHECK_CONTAINS(e.msg, "empty.safetensors");
-    th_write_file(tmp_path("five.safetensors"), "\x10\0\0\0\0", 5);
-    CHECK_STATUS(blipc__st_open_file(tmp_path("five.safetensors"), &st, &e), BLIPC_ERR_FORMAT, e.msg);
+    th_write_file(th_tmp_path("five.safetensors"), "\x10\0\0\0\0", 5);
+    CHECK_STATUS(blipc__st_open_file(th_tmp_path("five.safetensors"), &st, &e), BLIPC_ERR_FORMAT, e.msg);
     CHECK_CONTAINS(e.msg, "five.safetensors");
     CHECK_CONTAINS(e.msg, "truncated");
     /* the real model cut at several places: never OK, always names the file */
@@ -111,8 +103,8 @@ TEST(safetensors_rejects_missing_and_truncated_files) {
     if (!full) return;
     size_t cuts[] = {8, 9, 100, 1000, n / 2, n - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
-        th_write_file(tmp_path("cut.safetensors"), full, cuts[i]);
-        blipc_status rc = blipc__st_open_file(tmp_path("cut.safetensors"), &st, &e);
+        th_write_file(th_tmp_path("cut.safetensors"), full, cuts[i]);
+        blipc_status rc = blipc__st_open_file(th_tmp_path("cut.safetensors"), &st, &e);
         CHECKF(rc == BLIPC_ERR_FORMAT, "cut at %zu: status %d", cuts[i], (int)rc);
         CHECK_CONTAINS(e.msg, "cut.safetensors");
         CHECK_CONTAINS(e.msg, "truncated");
@@ -182,7 +174,7 @@ TEST(safetensors_bf16_f16_exact) {
     for (uint32_t i = 0; i < 65536; i++) h[i] = (uint16_t)i;
     blipc_st_write_tensor wt[2] = {{"bf", BLIPC_DT_BF16, 1, {65536}, h}, {"hf", BLIPC_DT_F16, 1, {65536}, h}};
     blipc_err e;
-    const char *path = tmp_path("half.safetensors");
+    const char *path = th_tmp_path("half.safetensors");
     CHECK_STATUS(blipc__st_write(path, wt, 2, NULL, 0, &e), BLIPC_OK, e.msg);
     blipc_safetensors *st = NULL;
     CHECK_STATUS(blipc__st_open_file(path, &st, &e), BLIPC_OK, e.msg);

@@ -41,14 +41,6 @@ static void make_id(char id[65], unsigned k) {
     for (int i = 8; i < 64; i++) id[i] = "0123456789abcdef"[(k * 7u + (unsigned)i * 13u) % 16u];
 }
 
-static const char *tmp_path(const char *name) {
-    static char bufs[4][1024];
-    static int k;
-    char *b = bufs[k++ & 3];
-    snprintf(b, 1024, "%s/%s", th_tmpdir(), name);
-    return b;
-}
-
 static blipc_index *open_store(const char *path, int dim) {
     blipc_index_params p;
     blipc_index_default_params(&p);
@@ -105,7 +97,7 @@ TEST(default_store_path_follows_xdg) {
 }
 
 TEST(put_get_has_count_roundtrip) {
-    const char *path = tmp_path("rt/sub/index.sqlite");   /* parent dirs are created */
+    const char *path = th_tmp_path("rt/sub/index.sqlite");   /* parent dirs are created */
     blipc_index *ix = open_store(path, 0);
     if (!ix) return;
     CHECK_EQ_INT(blipc_index_dim(ix), 0);
@@ -191,7 +183,7 @@ TEST(put_get_has_count_roundtrip) {
 }
 
 TEST(put_replaces_and_moves) {
-    blipc_index *ix = open_store(tmp_path("mv.sqlite"), 4);
+    blipc_index *ix = open_store(th_tmp_path("mv.sqlite"), 4);
     if (!ix) return;
     float v[4] = {1, 0, 0, 0};
     char a[65], b[65];
@@ -251,7 +243,7 @@ TEST(put_replaces_and_moves) {
 }
 
 TEST(put_rejects_bad_documents_whole_call) {
-    blipc_index *ix = open_store(tmp_path("bad.sqlite"), 4);
+    blipc_index *ix = open_store(th_tmp_path("bad.sqlite"), 4);
     if (!ix) return;
     float v[4] = {1, 0, 0, 0}, w[3] = {1, 0, 0};
     char a[65], b[65];
@@ -285,7 +277,7 @@ TEST(put_rejects_bad_documents_whole_call) {
     /* a store holding 4-d vectors refuses to be opened for 8-d ones */
     blipc_index_params p;
     blipc_index_default_params(&p);
-    p.store_path = tmp_path("bad.sqlite");
+    p.store_path = th_tmp_path("bad.sqlite");
     ix = open_store(p.store_path, 0);
     d[1].vector = v;
     CHECK_STATUS(blipc_index_put(ix, d, 2), BLIPC_OK, blipc_index_errmsg(ix));
@@ -300,7 +292,7 @@ TEST(put_rejects_bad_documents_whole_call) {
 /* The store's k-NN must equal a brute-force cosine ranking computed here. */
 TEST(knn_is_exact_vs_brute_force) {
     enum { N = 5000, DIM = 48, K = 25 };   /* N > the 4096-row scan block */
-    blipc_index *ix = open_store(tmp_path("knn.sqlite"), DIM);
+    blipc_index *ix = open_store(th_tmp_path("knn.sqlite"), DIM);
     if (!ix) return;
     float *vecs = malloc(sizeof(float) * N * DIM);
     char (*ids)[65] = malloc(65 * N);
@@ -402,7 +394,7 @@ TEST(knn_is_exact_vs_brute_force) {
  * recomputed here from the component scores the store returns. */
 TEST(hybrid_score_is_minmax_weighted_mean) {
     enum { DIM = 6 };
-    blipc_index *ix = open_store(tmp_path("hyb.sqlite"), DIM);
+    blipc_index *ix = open_store(th_tmp_path("hyb.sqlite"), DIM);
     if (!ix) return;
     const char *caps[] = {"a dog running on the beach", "a black dog", "a cat on a sofa", "a red car on the road",
                           "beach umbrellas and a dog and another dog", "mountains at sunset", "a dog"};
@@ -540,7 +532,7 @@ TEST(hybrid_score_is_minmax_weighted_mean) {
 
 TEST(filters_on_stored_fields) {
     enum { DIM = 4 };
-    blipc_index *ix = open_store(tmp_path("flt.sqlite"), DIM);
+    blipc_index *ix = open_store(th_tmp_path("flt.sqlite"), DIM);
     if (!ix) return;
     const char *qs[] = {"What brand is it?"};
     const char *brands[] = {"nike", "adidas", "nike"};
@@ -602,7 +594,7 @@ TEST(filters_on_stored_fields) {
 }
 
 TEST(search_rejects_bad_queries) {
-    blipc_index *ix = open_store(tmp_path("q.sqlite"), 4);
+    blipc_index *ix = open_store(th_tmp_path("q.sqlite"), 4);
     if (!ix) return;
     blipc_index_query q;
     blipc_index_default_query(&q);
@@ -635,7 +627,7 @@ TEST(search_rejects_bad_queries) {
 }
 
 TEST(not_a_store_is_a_clear_error) {
-    const char *junk = tmp_path("junk.sqlite");
+    const char *junk = th_tmp_path("junk.sqlite");
     char data[4096];
     for (size_t i = 0; i < sizeof data; i++) data[i] = (char)(i * 31 + 7);
     th_write_file(junk, data, sizeof data);
@@ -654,7 +646,7 @@ TEST(not_a_store_is_a_clear_error) {
     free(back);
 
     /* an SQLite database of something else */
-    const char *other = tmp_path("other.sqlite");
+    const char *other = th_tmp_path("other.sqlite");
     sqlite3 *db;
     sqlite3_open(other, &db);
     sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES(1);", NULL, NULL, NULL);
@@ -668,7 +660,7 @@ TEST(not_a_store_is_a_clear_error) {
     p.store_path = th_tmpdir();
     CHECK_STATUS(blipc_index_open(&p, &ix, errbuf, sizeof errbuf), BLIPC_ERR_STORE, errbuf);
     /* read-only open of a missing store */
-    p.store_path = tmp_path("missing.sqlite");
+    p.store_path = th_tmp_path("missing.sqlite");
     p.read_only = 1;
     CHECK_STATUS(blipc_index_open(&p, &ix, errbuf, sizeof errbuf), BLIPC_ERR_IO, errbuf);
     CHECK_CONTAINS(errbuf, "missing.sqlite");
@@ -677,7 +669,7 @@ TEST(not_a_store_is_a_clear_error) {
 }
 
 TEST(newer_format_version_is_refused) {
-    const char *path = tmp_path("newer.sqlite");
+    const char *path = th_tmp_path("newer.sqlite");
     blipc_index *ix = open_store(path, 4);
     if (!ix) return;
     blipc_index_close(ix);
@@ -739,7 +731,7 @@ static void *writer_thread(void *arg) {
 }
 
 TEST(wal_reader_while_writing) {
-    const char *path = tmp_path("wal.sqlite");
+    const char *path = th_tmp_path("wal.sqlite");
     blipc_index *r = open_store(path, 8);   /* creates the store */
     if (!r) return;
     writer_arg w = {path, 60, 10, 0};
@@ -783,7 +775,7 @@ TEST(wal_reader_while_writing) {
 /* A writer process killed at a random point while putting batches: after
  * reopening, every batch it saw committed is there, and no partial batch. */
 TEST(crash_mid_batch_loses_nothing_committed) {
-    const char *path = tmp_path("crash.sqlite");
+    const char *path = th_tmp_path("crash.sqlite");
     blipc_index *ix0 = open_store(path, 8);
     if (!ix0) return;
     blipc_index_close(ix0);
@@ -872,23 +864,14 @@ TEST(opensearch_without_url_is_an_error) {
 /* ------------------------------------------------------------- discovery */
 
 TEST(sha256_of_file_matches_the_fips_vector) {
-    const char *f = tmp_path("abc.txt");
+    const char *f = th_tmp_path("abc.txt");
     th_write_file(f, "abc", 3);
     char hex[65];
     CHECK_STATUS(blipc_index_file_sha256(f, hex, errbuf, sizeof errbuf), BLIPC_OK, errbuf);
     /* FIPS 180-2 test vector for "abc" */
     CHECK(!strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
-    CHECK_STATUS(blipc_index_file_sha256(tmp_path("nope"), hex, errbuf, sizeof errbuf), BLIPC_ERR_IO, errbuf);
+    CHECK_STATUS(blipc_index_file_sha256(th_tmp_path("nope"), hex, errbuf, sizeof errbuf), BLIPC_ERR_IO, errbuf);
     CHECK_CONTAINS(errbuf, "nope");
-}
-
-static int copy_file(const char *src, const char *dst) {
-    size_t n;
-    char *d = th_read_file(src, &n);
-    if (!d) return -1;
-    int r = th_write_file(dst, d, n);
-    free(d);
-    return r;
 }
 
 TEST(scan_finds_images_and_reports_the_rest) {
@@ -909,15 +892,15 @@ TEST(scan_finds_images_and_reports_the_rest) {
     mkdir(hid, 0755);
     char p[1300];
     snprintf(p, sizeof p, "%s/c.png", dir);
-    CHECK(copy_file(png, p) == 0);
+    CHECK(th_copy_file(png, p) == 0);
     snprintf(p, sizeof p, "%s/a.JPG", dir);
-    CHECK(copy_file(jpg, p) == 0);
+    CHECK(th_copy_file(jpg, p) == 0);
     snprintf(p, sizeof p, "%s/noext", sub);   /* an image without extension: found by magic */
-    CHECK(copy_file(gif, p) == 0);
+    CHECK(th_copy_file(gif, p) == 0);
     snprintf(p, sizeof p, "%s/x.bmp", sub);
-    CHECK(copy_file(bmp, p) == 0);
+    CHECK(th_copy_file(bmp, p) == 0);
     snprintf(p, sizeof p, "%s/in-hidden.png", hid);
-    CHECK(copy_file(png, p) == 0);
+    CHECK(th_copy_file(png, p) == 0);
     snprintf(p, sizeof p, "%s/notes.txt", dir);
     th_write_file(p, "hello", 5);
     snprintf(p, sizeof p, "%s/fake.jpg", dir);
@@ -926,7 +909,7 @@ TEST(scan_finds_images_and_reports_the_rest) {
     th_write_file(p, "", 0);
     int can_deny = geteuid() != 0;
     snprintf(p, sizeof p, "%s/locked.png", dir);
-    copy_file(png, p);
+    th_copy_file(png, p);
     chmod(p, 0);
 
     char missing[1100];
