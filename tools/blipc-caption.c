@@ -6,6 +6,7 @@
  * Exit codes: 0 every image captioned, 1 some image (or the run) failed, 2 usage
  * or model errors. */
 #include "blipc.h"
+#include "cli_util.h"
 #ifdef HAVE_MODEL_RESOLVE
 #include "model_resolve.h"
 #endif
@@ -49,15 +50,6 @@ static void usage(FILE *f) {
             "Exit status: 0 ok, 1 an image failed, 2 usage or model error.\n");
 }
 
-static int parse_long(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
-}
-
 static int parse_float(const char *s, double lo, double hi, float *out) {
     char *end;
     errno = 0;
@@ -71,19 +63,6 @@ static double now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* caption without the surrounding whitespace HF's decode leaves (its examples .strip()) */
-static char *trimmed(const char *s) {
-    while (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r') s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\n' || s[n - 1] == '\t' || s[n - 1] == '\r')) n--;
-    char *d = malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = 0;
-    }
-    return d;
 }
 
 static void print_json_string(const char *s) {
@@ -127,19 +106,19 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--prompt")) prompt = v;
         else if (!strcmp(a, "--dump")) dump_dir = v;
-        else if (!strcmp(a, "--max-new-tokens")) ok = parse_long(v, 0, 1 << 20, &max_new);
-        else if (!strcmp(a, "--min-new-tokens")) ok = parse_long(v, 0, 1 << 20, &min_new);
-        else if (!strcmp(a, "--num-beams")) ok = parse_long(v, INT_MIN, INT_MAX, &beams);
-        else if (!strcmp(a, "--top-k")) ok = parse_long(v, 0, INT_MAX, &top_k);
-        else if (!strcmp(a, "--no-repeat-ngram-size")) ok = parse_long(v, 0, 1 << 20, &nrng);
-        else if (!strcmp(a, "--batch")) ok = parse_long(v, 1, 256, &batch);
-        else if (!strcmp(a, "--threads")) ok = parse_long(v, 0, 1024, &threads);
+        else if (!strcmp(a, "--max-new-tokens")) ok = cli_parse_long(v, 0, 1 << 20, &max_new);
+        else if (!strcmp(a, "--min-new-tokens")) ok = cli_parse_long(v, 0, 1 << 20, &min_new);
+        else if (!strcmp(a, "--num-beams")) ok = cli_parse_long(v, INT_MIN, INT_MAX, &beams);
+        else if (!strcmp(a, "--top-k")) ok = cli_parse_long(v, 0, INT_MAX, &top_k);
+        else if (!strcmp(a, "--no-repeat-ngram-size")) ok = cli_parse_long(v, 0, 1 << 20, &nrng);
+        else if (!strcmp(a, "--batch")) ok = cli_parse_long(v, 1, 256, &batch);
+        else if (!strcmp(a, "--threads")) ok = cli_parse_long(v, 0, 1024, &threads);
         else if (!strcmp(a, "--temperature")) ok = parse_float(v, 0, 1e6, &temp);
         else if (!strcmp(a, "--top-p")) ok = parse_float(v, 0, 1, &top_p);
         else if (!strcmp(a, "--repetition-penalty")) ok = parse_float(v, 0, 1e6, &rep);
         else if (!strcmp(a, "--seed")) {
             long s;
-            ok = parse_long(v, 0, LONG_MAX, &s);
+            ok = cli_parse_long(v, 0, LONG_MAX, &s);
             seed = s;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "blipc-caption: unknown option %s (see --help)\n", a);
@@ -241,7 +220,7 @@ int main(int argc, char **argv) {
                 }
                 continue;
             }
-            char *cap = trimmed(blipc_captioner_result_text(c, i));
+            char *cap = cli_dup_trimmed(blipc_captioner_result_text(c, i));
             size_t nt;
             const int32_t *tok = blipc_captioner_result_tokens(c, i, &nt);
             if (json) {

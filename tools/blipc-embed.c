@@ -8,6 +8,7 @@
  *
  * Exit codes: 0 ok, 1 failure, 2 usage. */
 #include "blipc.h"
+#include "cli_util.h"
 #ifdef HAVE_MODEL_RESOLVE
 #include "model_resolve.h"
 #endif
@@ -40,15 +41,6 @@ static void usage(FILE *f) {
             "  --json          JSON lines output\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n");
-}
-
-static int parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
 }
 
 static int print_rows(const char *const *texts, size_t n, const float *v, int dim, int json) {
@@ -160,7 +152,7 @@ int main(int argc, char **argv) {
             }
             if (strcmp(a, "--model") == 0) {
                 model = argv[++i];
-            } else if (!parse_int(argv[++i], 1, 1024, &threads)) {
+            } else if (!cli_parse_long(argv[++i], 1, 1024, &threads)) {
                 fprintf(stderr, "blipc-embed: --threads: \"%s\" is not an integer in [1, 1024]\n", argv[i]);
                 return 2;
             }

@@ -11,6 +11,7 @@
  * nothing committed, and the next run resumes. */
 #include "blipc.h"
 #include "blipc_index.h"
+#include "cli_util.h"
 #include "index_cli.h"
 #ifdef HAVE_MODEL_RESOLVE
 #include "model_resolve.h"
@@ -142,31 +143,6 @@ static int parse_args(int argc, char **argv, opts *o) {
 }
 
 /* Model argument -> local directory. */
-static int resolve_model(const char *arg, const char *default_repo, const char *what, char *dir, size_t cap) {
-#ifdef HAVE_MODEL_RESOLVE
-    (void)what;
-    /* local directory, or a Hub repo id from the cache (pulled on first use) */
-    return blipc_tool_resolve_model(arg, default_repo, dir, cap, 1) != 0 ? -1 : 0;
-#else
-    /* built without tools/model_resolve (no tool_common_dep): local directories only */
-    if (!arg) {
-        fprintf(stderr,
-                PROG ": no --%s-model given; pass a local model directory (the default %s is resolved from the\n"
-                "Hugging Face cache only in builds with the hub resolver)\n",
-                what, default_repo);
-        return -1;
-    }
-    struct stat sb;
-    if (stat(arg, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        fprintf(stderr, PROG ": --%s-model %s: not a directory (this build only accepts local model directories)\n",
-                what, arg);
-        return -1;
-    }
-    snprintf(dir, cap, "%s", arg);
-    return 0;
-#endif
-}
-
 /* ------------------------------------------------------------- progress */
 
 typedef struct progress {
@@ -304,20 +280,6 @@ static int gen_progress(void *user, float f) {
     return !g_interrupted;
 }
 
-/* strdup without leading/trailing whitespace (as HF examples .strip() the decoded text) */
-static char *dup_trimmed(const char *s) {
-    if (!s) s = "";
-    while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
-    size_t n = strlen(s);
-    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r')) n--;
-    char *r = malloc(n + 1);
-    if (r) {
-        memcpy(r, s, n);
-        r[n] = 0;
-    }
-    return r;
-}
-
 static void free_strs(char **v, size_t n) {
     if (!v) return;
     for (size_t i = 0; i < n; i++) free(v[i]);
@@ -356,7 +318,7 @@ static int do_batch(run *r, blipc_captioner *cap, const blipc_gen_params *gp, bl
         ok[i] = cst[i] == BLIPC_OK;
         w[i] = h[i] = 0;
         if (ok[i]) {
-            captions[i] = dup_trimmed(blipc_captioner_result_text(cap, i));
+            captions[i] = cli_dup_trimmed(blipc_captioner_result_text(cap, i));
             blipc_captioner_result_image_size(cap, i, &w[i], &h[i]);
             if (!captions[i]) ok[i] = 0;
         } else {
@@ -387,7 +349,7 @@ static int do_batch(run *r, blipc_captioner *cap, const blipc_gen_params *gp, bl
         for (size_t j = 0; j < m; j++) {
             size_t i = idx[j];
             if (blipc_captioner_result_status(cap, j) == BLIPC_OK) {
-                answers[i][q] = dup_trimmed(blipc_captioner_result_text(cap, j));
+                answers[i][q] = cli_dup_trimmed(blipc_captioner_result_text(cap, j));
                 if (!answers[i][q]) ok[i] = 0;
             } else {
                 ok[i] = 0;
@@ -561,7 +523,7 @@ int main(int argc, char **argv) {
 
     /* 2. the embedder (its dimension sizes the index), then the index */
     char embed_dir[4096], caption_dir[4096];
-    if (resolve_model(o.embed_model, DEFAULT_EMBED_REPO, "embed", embed_dir, sizeof embed_dir)) {
+    if (index_cli_resolve_model(PROG, o.embed_model, DEFAULT_EMBED_REPO, "embed", embed_dir, sizeof embed_dir)) {
         exit_code = 2;
         goto done;
     }
@@ -651,7 +613,8 @@ int main(int argc, char **argv) {
 
     /* 4. caption + embed + store in batches */
     if (n_todo > 0) {
-        if (resolve_model(o.caption_model, DEFAULT_CAPTION_REPO, "caption", caption_dir, sizeof caption_dir)) {
+        if (index_cli_resolve_model(PROG, o.caption_model, DEFAULT_CAPTION_REPO, "caption", caption_dir,
+                                    sizeof caption_dir)) {
             exit_code = 2;
             goto done;
         }

@@ -39,28 +39,6 @@ static void usage(FILE *f) {
             "  --json                   JSON output on stdout\n\n" INDEX_CLI_USAGE);
 }
 
-static int resolve_model(const char *arg, char *dir, size_t cap) {
-#ifdef HAVE_MODEL_RESOLVE
-    return blipc_tool_resolve_model(arg, DEFAULT_EMBED_REPO, dir, cap, 1) != 0 ? -1 : 0;
-#else
-    /* built without tools/model_resolve (no tool_common_dep): local directories only */
-    if (!arg) {
-        fprintf(stderr, PROG ": no --embed-model given; pass a local model directory (the default %s is resolved\n"
-                        "from the Hugging Face cache only in builds with the hub resolver)\n",
-                DEFAULT_EMBED_REPO);
-        return -1;
-    }
-    struct stat sb;
-    if (stat(arg, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
-        fprintf(stderr, PROG ": --embed-model %s: not a directory (this build only accepts local model directories)\n",
-                arg);
-        return -1;
-    }
-    snprintf(dir, cap, "%s", arg);
-    return 0;
-#endif
-}
-
 int main(int argc, char **argv) {
     index_cli ic;
     index_cli_init(&ic);
@@ -153,7 +131,7 @@ int main(int argc, char **argv) {
     int dim = 0;
     if (!server_embeds) {
         char dir[4096];
-        if (resolve_model(embed_model, dir, sizeof dir)) goto out;
+        if (index_cli_resolve_model(PROG, embed_model, DEFAULT_EMBED_REPO, "embed", dir, sizeof dir)) goto out;
         blipc_embedder_params ep;
         blipc_embedder_default_params(&ep);
         ep.n_threads = threads;

@@ -4,6 +4,7 @@
  *   blipc-tokenize --model DIR [--json] --decode [--keep-special] ID...
  */
 #include "blipc.h"
+#include "cli_util.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -30,15 +31,6 @@ static void usage(FILE *f) {
             "  --keep-special    with --decode: keep special tokens in the text\n");
 }
 
-static int parse_int(const char *s, long lo, long hi, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi) return 0;
-    *out = v;
-    return 1;
-}
-
 static int do_decode(blipc_tokenizer *t, char **args, int nargs, int json, int keep_special) {
     int32_t *ids = malloc((size_t)(nargs ? nargs : 1) * sizeof *ids);
     if (!ids) {
@@ -47,7 +39,7 @@ static int do_decode(blipc_tokenizer *t, char **args, int nargs, int json, int k
     }
     for (int i = 0; i < nargs; i++) {
         long v;
-        if (!parse_int(args[i], INT32_MIN, INT32_MAX, &v)) {
+        if (!cli_parse_long(args[i], INT32_MIN, INT32_MAX, &v)) {
             fprintf(stderr, "blipc-tokenize: --decode: \"%s\" is not a token id\n", args[i]);
             free(ids);
             return 2;
@@ -105,7 +97,7 @@ int main(int argc, char **argv) {
             }
             if (a[2] == 'm' && a[3] == 'o') {
                 model = argv[++i];
-            } else if (!parse_int(argv[++i], 1, 1 << 30, &max_length)) {
+            } else if (!cli_parse_long(argv[++i], 1, 1 << 30, &max_length)) {
                 fprintf(stderr, "blipc-tokenize: --max-length: \"%s\" is not a positive integer\n", argv[i]);
                 return 2;
             }

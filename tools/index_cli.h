@@ -1,14 +1,19 @@
 /* index_cli.h — option handling shared by blipc-index and blipc-search:
  * which index to open (embedded store or OpenSearch) and its connection
- * options. Header-only (static functions), used by the two tools. */
+ * options, and where the embedding / caption models are. Header-only (static
+ * functions), used by the two tools. */
 #ifndef BLIPC_TOOLS_INDEX_CLI_H
 #define BLIPC_TOOLS_INDEX_CLI_H
 
 #include "blipc_index.h"
+#ifdef HAVE_MODEL_RESOLVE
+#include "model_resolve.h"
+#endif
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct index_cli {
     blipc_index_params p;
@@ -156,6 +161,35 @@ static int parse_int_arg(const char *prog, const char *opt, const char *v, int l
     }
     *out = (int)x;
     return 0;
+}
+
+/* --embed-model / --caption-model (`what`): a local directory, or a Hub repo
+ * id from the cache (pulled on first use) when built with tools/model_resolve;
+ * NULL = default_repo. Writes the directory into dir; 0, or -1 after saying why. */
+static int index_cli_resolve_model(const char *prog, const char *arg, const char *default_repo, const char *what,
+                                   char *dir, size_t cap) {
+#ifdef HAVE_MODEL_RESOLVE
+    (void)prog;
+    (void)what;
+    return blipc_tool_resolve_model(arg, default_repo, dir, cap, 1) != 0 ? -1 : 0;
+#else
+    /* built without tools/model_resolve (no tool_common_dep): local directories only */
+    if (!arg) {
+        fprintf(stderr,
+                "%s: no --%s-model given; pass a local model directory (the default %s is resolved from the\n"
+                "Hugging Face cache only in builds with the hub resolver)\n",
+                prog, what, default_repo);
+        return -1;
+    }
+    struct stat sb;
+    if (stat(arg, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "%s: --%s-model %s: not a directory (this build only accepts local model directories)\n",
+                prog, what, arg);
+        return -1;
+    }
+    snprintf(dir, cap, "%s", arg);
+    return 0;
+#endif
 }
 
 #endif
