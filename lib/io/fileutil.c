@@ -10,17 +10,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Open a regular file read-only (close-on-exec) and stat it. */
+static blipc_status open_regular(const char *path, int *fd_out, struct stat *st, blipc_err *e) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return blipc__errf(e, BLIPC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fstat(fd, st) != 0 || !S_ISREG(st->st_mode)) {
+        close(fd);
+        return blipc__errf(e, BLIPC_ERR_IO, "%s: not a regular file", path);
+    }
+    *fd_out = fd;
+    return BLIPC_OK;
+}
+
 blipc_status blipc__read_file(const char *path, size_t max_size, char **data, size_t *size, blipc_err *e) {
     *data = NULL;
     if (size) *size = 0;
     if (max_size == 0) max_size = (size_t)1 << 30;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return blipc__errf(e, BLIPC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd = -1;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return blipc__errf(e, BLIPC_ERR_IO, "%s: not a regular file", path);
-    }
+    BLIPC_TRY(open_regular(path, &fd, &st, e));
     if ((uint64_t)st.st_size > max_size) {
         close(fd);
         return blipc__errf(e, BLIPC_ERR_LIMIT, "%s: file is %lld bytes, over the %zu-byte limit", path,
@@ -70,13 +78,9 @@ int blipc__dir_exists(const char *path) {
 blipc_status blipc__mmap_file(const char *path, blipc_mmap *m, blipc_err *e) {
     m->data = NULL;
     m->size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return blipc__errf(e, BLIPC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    int fd = -1;
     struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return blipc__errf(e, BLIPC_ERR_IO, "%s: not a regular file", path);
-    }
+    BLIPC_TRY(open_regular(path, &fd, &st, e));
     if (st.st_size == 0) {
         close(fd);
         return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: file is empty", path);

@@ -88,21 +88,8 @@ void blipc_captioner_default_params(blipc_captioner_params *p) {
     blipc_image_default_params(&p->image);
 }
 
-static void hf_gen_defaults(blipc_gen_params *gp) {
-    memset(gp, 0, sizeof *gp);
-    gp->max_new_tokens = 30;
-    gp->min_new_tokens = 0;
-    gp->num_beams = 1;
-    gp->length_penalty = 1.0f;
-    gp->early_stopping = 0;
-    gp->do_sample = 0;
-    gp->temperature = 1.0f;
-    gp->top_k = 50;
-    gp->top_p = 1.0f;
-    gp->seed = 0;
-    gp->repetition_penalty = 1.0f;
-    gp->no_repeat_ngram_size = 0;
-}
+/* HF's generation defaults (generate.c's, without a generation_config.json) */
+static void hf_gen_defaults(blipc_gen_params *gp) { (void)blipc__gen_config_load(NULL, gp, NULL, NULL, NULL); }
 
 void blipc_captioner_default_gen_params(const blipc_captioner *c, blipc_gen_params *gp) {
     if (!gp) return;
