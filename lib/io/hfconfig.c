@@ -94,7 +94,7 @@ blipc_status blipc__json_req_int(const cJSON *obj, const char *name, long long *
 /* int field with default and range check [lo, hi] */
 static blipc_status get_int(const cJSON *o, const char *name, long long def, long long lo, long long hi, int *out,
                             const char *where, blipc_err *e) {
-    long long v;
+    long long v = 0;
     BLIPC_TRY(blipc__json_int(o, name, def, &v, where, e));
     if (v < lo || v > hi)
         return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: field \"%s\" = %lld is out of range [%lld, %lld]", where, name, v,
@@ -105,7 +105,7 @@ static blipc_status get_int(const cJSON *o, const char *name, long long def, lon
 
 static blipc_status get_eps(const cJSON *o, const char *name, double def, float *out, const char *where,
                             blipc_err *e) {
-    double v;
+    double v = 0;
     BLIPC_TRY(blipc__json_num(o, name, def, &v, where, e));
     if (!(v > 0 && v < 1)) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: field \"%s\" must be in (0, 1)", where, name);
     *out = (float)v;

@@ -950,7 +950,7 @@ done:
 blipc_status blipc__generate(const blipc_lm *lm, const blipc_gen_config *cfg, int n_prompts,
                              const float *first_logits, const int32_t *const *prompt_ids, const int *n_prompt_ids,
                              blipc_gen_output *out, blipc_err *e) {
-    int max_new, max_prompt;
+    int max_new = 0, max_prompt = 0;
     BLIPC_TRY(check_call(lm, cfg, n_prompts, first_logits, prompt_ids, n_prompt_ids, out, &max_new, &max_prompt, e));
     if (n_prompts == 0) return BLIPC_OK;
     if (cfg->p.num_beams > 1)
@@ -961,7 +961,7 @@ blipc_status blipc__generate(const blipc_lm *lm, const blipc_gen_config *cfg, in
 blipc_status blipc__generate_beam(const blipc_lm *lm, const blipc_gen_config *cfg, int n_prompts,
                                   const float *first_logits, const int32_t *const *prompt_ids,
                                   const int *n_prompt_ids, blipc_gen_output *out, blipc_err *e) {
-    int max_new, max_prompt;
+    int max_new = 0, max_prompt = 0;
     BLIPC_TRY(check_call(lm, cfg, n_prompts, first_logits, prompt_ids, n_prompt_ids, out, &max_new, &max_prompt, e));
     if (cfg->p.do_sample)
         return blipc__errf(e, BLIPC_ERR_UNSUPPORTED, "beam sampling (do_sample with beam search) is not supported");
