@@ -368,12 +368,15 @@ static void st_expect_format_error(const char *hdr, const char *want) {
 }
 
 /* Headers found by fuzz_safetensors: a name given twice in one header (was
- * accepted), offsets/shapes too large for a 64-bit integer (undefined
+ * accepted), __metadata__ given twice (heap overflow), offsets/shapes too large for a 64-bit integer (undefined
  * double -> integer conversions, caught by clang's UBSan). */
 TEST(robust_safetensors_regressions) {
     st_expect_format_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                            "\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
                            "tensor w appears twice");
+    /* a second __metadata__ wrote past the table sized for it (heap overflow) */
+    st_expect_format_error("{\"__metadata__\":{\"a\":\"b\",\"c\":\"d\"},\"__metadata__\":{\"x\":\"y\"}}",
+                           "__metadata__ appears twice");
     st_expect_format_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,6.66667e62]}}",
                            "data_offsets");
     st_expect_format_error("{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[1e20,1e20]}}",

@@ -193,6 +193,10 @@ static blipc_status st_parse_file(blipc_safetensors *st, int fi, blipc_err *e) {
                 rc = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: __metadata__ is not an object", path);
                 break;
             }
+            if (f->meta_kv) { /* cJSON keeps repeated keys: a second table would overflow the first */
+                rc = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: __metadata__ appears twice", path);
+                break;
+            }
             size_t nm = (size_t)cJSON_GetArraySize(it);
             f->meta_kv = calloc(2 * nm + 1, sizeof(char *));
             if (!f->meta_kv) {
