@@ -15,7 +15,8 @@
  * inside libpng/libjpeg/stb (shared libraries) are not covered. The library has
  * no allocator hook of its own; this needs none and no LD_PRELOAD.
  *
- * BLIPC_ROBUST_SCALE=N multiplies the iteration counts (default 1: a few seconds). */
+ * BLIPC_ROBUST_SCALE=N multiplies the iteration counts (default 1: a few seconds);
+ * BLIPC_ROBUST_VERBOSE=1 prints every error message (to review their wording). */
 #include "harness.h"
 
 #include "generate.h"
@@ -111,6 +112,9 @@ static int n_reported;
 /* The error contract for one call; reports the first few violations of a case. */
 static void contract(const char *what, const char *seed, int iter, blipc_status rc, const char *msg) {
     if (rc == BLIPC_OK) return;
+    static int verbose = -1;
+    if (verbose < 0) verbose = getenv("BLIPC_ROBUST_VERBOSE") != NULL;
+    if (verbose) fprintf(stderr, "    %s #%d: %s: %s\n", what, iter, blipc_status_str(rc), msg ? msg : "(null)");
     int bad = (int)rc < (int)BLIPC_ERR_INVALID_ARG || (int)rc >= (int)BLIPC_ERR_INTERNAL || !msg || !msg[0];
     if (!bad) return;
     th_failed_checks++;
@@ -697,6 +701,116 @@ TEST(robust_configs_mutated) {
     CHECK(accepted > 0);
 }
 
+/* A model directory in tmp: symlinks to every fixture file but config.json, a copy. */
+static void model_dir_links(const char *src, const char *dst) {
+    CHECK(mkdir(dst, 0700) == 0 || errno == EEXIST);
+    DIR *d = opendir(src);
+    CHECKF(d != NULL, "cannot list %s", src);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char from[4096], to[4096];
+        snprintf(from, sizeof from, "%s/%s", src, de->d_name);
+        snprintf(to, sizeof to, "%s/%s", dst, de->d_name);
+        if (!strcmp(de->d_name, "config.json")) copy_file(from, to);
+        else CHECK(symlink(from, to) == 0);
+    }
+    closedir(d);
+}
+
+/* The whole open path (config -> weights with shape checks -> tokenizer) on
+ * mutated config.json files, then one real call on what opens. */
+TEST(robust_models_mutated_config) {
+    n_reported = 0;
+    char mini[4096], blip[4096], path[4200];
+    snprintf(mini, sizeof mini, "%s/robust-minilm", th_tmpdir());
+    snprintf(blip, sizeof blip, "%s/robust-blip2-model", th_tmpdir());
+    model_dir_links(th_fixture("minilm-tiny"), mini);
+    model_dir_links(th_fixture("blip2-tiny"), blip);
+    int opened = 0, refused = 0;
+    double t0 = now_s();
+
+    snprintf(path, sizeof path, "%s/config.json", mini);
+    size_t size;
+    char *orig = th_read_file(path, &size);
+    CHECK(orig != NULL);
+    blipc_embedder_params ep;
+    blipc_embedder_default_params(&ep);
+    ep.n_threads = 1;
+    for (int it = 0; orig && it < 200 * scale(); it++) {
+        mbuf b = mbuf_from(orig, size, 512);
+        size_t hi = b.n;
+        for (int k = 0, muts = 1 + (int)below(2); k < muts; k++) mutate_json(&b, 0, &hi);
+        CHECK(th_write_file(path, b.p, b.n) == 0);
+        blipc_embedder *emb = NULL;
+        char err[1024] = "";
+        blipc_status rc = blipc_embedder_open(mini, &ep, &emb, err, sizeof err);
+        contract("embedder_open", "minilm-tiny/config.json", it, rc, err);
+        if (rc == BLIPC_OK) {
+            opened++;
+            int dim = blipc_embedder_dim(emb);
+            CHECK(dim > 0);
+            float *v = malloc(sizeof(float) * (size_t)(dim > 0 ? dim : 1));
+            const char *texts[] = {"a dog on the beach"};
+            if (v && dim > 0) {
+                rc = blipc_embedder_embed(emb, texts, 1, v);
+                contract("embedder_embed", "minilm-tiny/config.json", it, rc, blipc_embedder_errmsg(emb));
+            }
+            free(v);
+            blipc_embedder_free(emb);
+        } else {
+            refused++;
+            CHECK(emb == NULL);
+        }
+        free(b.p);
+    }
+    if (orig) CHECK(th_write_file(path, orig, size) == 0);
+    free(orig);
+
+    snprintf(path, sizeof path, "%s/config.json", blip);
+    orig = th_read_file(path, &size);
+    CHECK(orig != NULL);
+    blipc_captioner_params cp;
+    blipc_captioner_default_params(&cp);
+    cp.n_threads = 1;
+    cp.max_batch = 1;
+    char img_path[4096];
+    snprintf(img_path, sizeof img_path, "%s", th_fixture("blip2-tiny/synthetic.png"));
+    for (int it = 0; orig && it < 60 * scale(); it++) {
+        mbuf b = mbuf_from(orig, size, 512);
+        size_t hi = b.n;
+        for (int k = 0, muts = 1 + (int)below(2); k < muts; k++) mutate_json(&b, 0, &hi);
+        CHECK(th_write_file(path, b.p, b.n) == 0);
+        blipc_captioner *cap = NULL;
+        char err[1024] = "";
+        blipc_status rc = blipc_captioner_open(blip, &cp, &cap, err, sizeof err);
+        contract("captioner_open", "blip2-tiny/config.json", it, rc, err);
+        if (rc == BLIPC_OK) {
+            opened++;
+            blipc_gen_params gp;
+            blipc_captioner_default_gen_params(cap, &gp);
+            gp.max_new_tokens = 2;
+            gp.num_beams = 1;
+            const char *paths[] = {img_path};
+            rc = blipc_captioner_caption_files(cap, paths, 1, NULL, &gp);
+            contract("captioner_caption_files", "blip2-tiny/config.json", it, rc, blipc_captioner_errmsg(cap));
+            if (rc == BLIPC_OK && blipc_captioner_result_status(cap, 0) != BLIPC_OK)
+                contract("caption result", "blip2-tiny/config.json", it, blipc_captioner_result_status(cap, 0),
+                         blipc_captioner_result_error(cap, 0));
+            blipc_captioner_free(cap);
+        } else {
+            refused++;
+            CHECK(cap == NULL);
+        }
+        free(b.p);
+    }
+    if (orig) CHECK(th_write_file(path, orig, size) == 0);
+    free(orig);
+    fprintf(stderr, "  models: %d opened, %d refused (%.1f s)\n", opened, refused, now_s() - t0);
+    CHECK(opened > 0 && refused > 0);
+}
+
 /* --------------------------------------------------------------- tokenizers */
 
 static const char *const text_frags[] = {
@@ -1066,6 +1180,7 @@ int main(void) {
     RUN(robust_config_regressions);
     RUN(robust_configs_mutated);
     RUN(robust_tokenizers_mutated_text);
+    RUN(robust_models_mutated_config);
 #ifdef ROBUST_CORPUS_DIR
     RUN(robust_fuzz_corpus_replay);
 #endif
