@@ -922,6 +922,31 @@ static void robust_tokenizer(const char *dir_rel, const char *cases_rel, int ite
     blipc_tokenizer_free(t);
 }
 
+/* Found by fuzzing: an added token with id 2^31-1 made vocab_size overflow int32. */
+TEST(robust_tokenizer_regressions) {
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/regress-tok", th_tmpdir());
+    CHECK(mkdir(dir, 0700) == 0);
+    static const char vocab[] = "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\na\n";
+    snprintf(path, sizeof path, "%s/vocab.txt", dir);
+    CHECK(th_write_file(path, vocab, sizeof vocab - 1) == 0);
+    static const char *const files[] = {"added_tokens.json", "tokenizer_config.json"};
+    static const char *const bodies[] = {
+        "{\"<x>\": 2147483647}",
+        "{\"added_tokens_decoder\": {\"2147483647\": {\"content\": \"<x>\", \"special\": true}}}"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        CHECK(th_write_file(path, bodies[i], strlen(bodies[i])) == 0);
+        blipc_tokenizer *t = NULL;
+        char err[512] = "";
+        CHECK_STATUS(blipc_tokenizer_open(dir, &t, err, sizeof err), BLIPC_ERR_FORMAT, err);
+        CHECK_CONTAINS(err, files[i]);
+        CHECK(t == NULL);
+        blipc_tokenizer_free(t);
+        CHECK(unlink(path) == 0);
+    }
+}
+
 TEST(robust_tokenizers_mutated_text) {
     n_reported = 0;
     robust_tokenizer("tokenizers/bert-uncased", "tokenizers/bert-uncased/cases.jsonl", 1500 * scale());
@@ -1179,6 +1204,7 @@ int main(void) {
     RUN(robust_images_mutated);
     RUN(robust_config_regressions);
     RUN(robust_configs_mutated);
+    RUN(robust_tokenizer_regressions);
     RUN(robust_tokenizers_mutated_text);
     RUN(robust_models_mutated_config);
 #ifdef ROBUST_CORPUS_DIR

@@ -106,7 +106,9 @@ static blipc_status add_token(blipc_tokenizer *t, const char *content, int32_t i
     if (len == 0) return BLIPC_OK; /* an empty token can never match */
     if (!blipc__utf8_validate(content, len, NULL))
         return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: added token %d is not valid UTF-8", src, (int)id);
-    if (id < 0) return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: added token \"%.64s\" has a negative id", src, content);
+    if (id < 0 || id == INT32_MAX) /* vocab_size = max id + 1 must fit in an int32 */
+        return blipc__errf(e, BLIPC_ERR_FORMAT, "%s: added token \"%.64s\" has id %ld, outside [0, 2^31-1)", src,
+                           content, (long)id);
     added_tok *a = added_by_content(t, content);
     if (a) {
         a->id = id;
