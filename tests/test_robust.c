@@ -602,10 +602,7 @@ static blipc_status load_config(cfg_kind kind, const char *dir, blipc_err *e) {
 }
 
 static void copy_file(const char *src, const char *dst) {
-    size_t n;
-    char *d = th_read_file(src, &n);
-    CHECKF(d && th_write_file(dst, d, n) == 0, "copy %s -> %s", src, dst);
-    free(d);
+    CHECKF(th_copy_file(src, dst) == 0, "copy %s -> %s", src, dst);
 }
 
 static const char gen_config_seed[] =
