@@ -302,7 +302,7 @@ static int gzip_into(blipc__os_buf *out, const char *data, size_t len) {
     blipc__os_buf_reset(out);
     z_stream zs;
     memset(&zs, 0, sizeof zs);
-    if (deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return 0;
+    if (deflateInit2(&zs, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return 0;
     size_t bound = deflateBound(&zs, (uLong)len) + 32;
     if (!buf_reserve(out, bound)) {
         deflateEnd(&zs);

@@ -703,6 +703,7 @@ def hybrid_search(matcher, body, pipeline, depth):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # small responses: no 40 ms delayed-ACK stalls
     server_version = "opensearch-test"
 
     def log_message(self, fmt, *args):  # quiet
