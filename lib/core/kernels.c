@@ -26,7 +26,7 @@ void blipc__linear(const float *x, int M, int K, int ldx, const float *W, const 
 
 void blipc__linear_bf16(const float *x, int M, int K, const uint16_t *W, const float *b, int N, float *y) {
     if (M <= 0 || N <= 0) return;
-    if (M <= BLIPC_SMALL_M) {
+    if (M <= BLIPC_SMALL_M_BF16) {
         blipc__gemm_small(x, M, K, K, W, 1, b, N, y, N, openblas_get_num_threads(), -1);
         return;
     }
