@@ -53,7 +53,10 @@ AVX512_INLINE __m512 exp512(__m512 x) {
  * for all z >= 0); x >= 0: 1 + erf = 2 - erfc(z), x < 0: 1 + erf = erfc(z). */
 AVX512_INLINE __m512 gelu512(__m512 x) {
     __m512 z = _mm512_mul_ps(_mm512_abs_ps(x), _mm512_set1_ps(0.70710678118654752440f));
-    __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(z, _mm512_set1_ps(0.5f), _mm512_set1_ps(1.0f)));
+    /* t = 1 / (1 + z/2): rcp14 + one Newton step (~2^-28 relative), no divide */
+    __m512 den = _mm512_fmadd_ps(z, _mm512_set1_ps(0.5f), _mm512_set1_ps(1.0f));
+    __m512 t = _mm512_rcp14_ps(den);
+    t = _mm512_mul_ps(t, _mm512_fnmadd_ps(den, t, _mm512_set1_ps(2.0f)));
     __m512 p = _mm512_set1_ps(0.17087277f);
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-0.82215223f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.48851587f));
