@@ -47,53 +47,111 @@ static void rows_scalar(const sm_job *j, int n0, int n1) {
 }
 
 #ifdef BLIPC_X86
-/* AVX-512 register block: NR weight rows x MR input rows, 16 k at a time (the
- * K tail masked). Every weight vector loaded feeds MR FMAs and every x vector
- * NR FMAs, so a batch of rows costs little more than one (the weights, not
- * the FMAs, bound the step). Constant NR/MR after inlining. */
+/* AVX-512 register block: NR weight rows x MR input rows (NR * MR <= 24
+ * accumulators), 16 k at a time (the K tail masked). Every weight vector
+ * loaded feeds MR FMAs, so up to 8 rows cost one pass over the weights with
+ * the FMAs hidden under the stream; the weight rows are prefetched a little
+ * ahead (the hardware streamer stops at 4 KiB pages and each row is its own
+ * stream). Constant NR/MR after inlining. */
+enum { SM_PF = 256 }; /* prefetch distance, elements */
+
 __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) static inline void blk512(const sm_job *j, int n, int NR, int m0,
                                                                            int MR) {
     const int K = j->K;
-    __m512 acc[4][4];
+    __m512 acc[3][8];
+    if (NR > 3) { /* 4 x (<= 4) */
+        __m512 a4[4][4];
 #pragma GCC unroll 4
-    for (int r = 0; r < 4; r++)
+        for (int r = 0; r < 4; r++)
 #pragma GCC unroll 4
-        for (int m = 0; m < 4; m++) acc[r][m] = _mm512_setzero_ps();
-    const float *xr[4];
+            for (int m = 0; m < 4; m++) a4[r][m] = _mm512_setzero_ps();
+        const float *xr[4];
 #pragma GCC unroll 4
-    for (int m = 0; m < 4; m++) xr[m] = j->x + (size_t)(m0 + (m < MR ? m : 0)) * j->ldx;
+        for (int m = 0; m < 4; m++) xr[m] = j->x + (size_t)(m0 + (m < MR ? m : 0)) * j->ldx;
+        for (int k = 0; k < K; k += 16) {
+            __mmask16 mk = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+            __m512 w[4];
+            if (j->bf16) {
+                const uint16_t *wb = (const uint16_t *)j->W + (size_t)n * K + k;
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    _mm_prefetch((const char *)(wb + (size_t)r * K + SM_PF), _MM_HINT_T0);
+                    __m256i h = _mm256_maskz_loadu_epi16(mk, wb + (size_t)r * K);
+                    w[r] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+                }
+            } else {
+                const float *wf = (const float *)j->W + (size_t)n * K + k;
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) {
+                    _mm_prefetch((const char *)(wf + (size_t)r * K + SM_PF), _MM_HINT_T0);
+                    w[r] = _mm512_maskz_loadu_ps(mk, wf + (size_t)r * K);
+                }
+            }
+#pragma GCC unroll 4
+            for (int m = 0; m < MR && m < 4; m++) {
+                __m512 xv = _mm512_maskz_loadu_ps(mk, xr[m] + k);
+#pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) a4[r][m] = _mm512_fmadd_ps(w[r], xv, a4[r][m]);
+            }
+        }
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            float bias = j->b ? j->b[n + r] : 0.0f;
+#pragma GCC unroll 4
+            for (int m = 0; m < MR && m < 4; m++)
+                j->y[(size_t)(m0 + m) * j->ldy + n + r] = _mm512_reduce_add_ps(a4[r][m]) + bias;
+        }
+        return;
+    }
+    /* NR <= 3 x MR <= 8 */
+#pragma GCC unroll 3
+    for (int r = 0; r < 3; r++)
+#pragma GCC unroll 8
+        for (int m = 0; m < 8; m++) acc[r][m] = _mm512_setzero_ps();
+    const float *xr[8];
+#pragma GCC unroll 8
+    for (int m = 0; m < 8; m++) xr[m] = j->x + (size_t)(m0 + (m < MR ? m : 0)) * j->ldx;
     for (int k = 0; k < K; k += 16) {
         __mmask16 mk = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
-        __m512 w[4], xv[4];
+        __m512 w[3];
         if (j->bf16) {
             const uint16_t *wb = (const uint16_t *)j->W + (size_t)n * K + k;
-#pragma GCC unroll 4
-            for (int r = 0; r < NR; r++) {
+#pragma GCC unroll 3
+            for (int r = 0; r < NR && r < 3; r++) {
+                _mm_prefetch((const char *)(wb + (size_t)r * K + SM_PF), _MM_HINT_T0);
                 __m256i h = _mm256_maskz_loadu_epi16(mk, wb + (size_t)r * K);
                 w[r] = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
             }
         } else {
             const float *wf = (const float *)j->W + (size_t)n * K + k;
-#pragma GCC unroll 4
-            for (int r = 0; r < NR; r++) w[r] = _mm512_maskz_loadu_ps(mk, wf + (size_t)r * K);
+#pragma GCC unroll 3
+            for (int r = 0; r < NR && r < 3; r++) {
+                _mm_prefetch((const char *)(wf + (size_t)r * K + SM_PF), _MM_HINT_T0);
+                w[r] = _mm512_maskz_loadu_ps(mk, wf + (size_t)r * K);
+            }
         }
-#pragma GCC unroll 4
-        for (int m = 0; m < MR; m++) xv[m] = _mm512_maskz_loadu_ps(mk, xr[m] + k);
-#pragma GCC unroll 4
-        for (int r = 0; r < NR; r++)
-#pragma GCC unroll 4
-            for (int m = 0; m < MR; m++) acc[r][m] = _mm512_fmadd_ps(w[r], xv[m], acc[r][m]);
+#pragma GCC unroll 8
+        for (int m = 0; m < MR && m < 8; m++) {
+            __m512 xv = _mm512_maskz_loadu_ps(mk, xr[m] + k);
+#pragma GCC unroll 3
+            for (int r = 0; r < NR && r < 3; r++) acc[r][m] = _mm512_fmadd_ps(w[r], xv, acc[r][m]);
+        }
     }
-#pragma GCC unroll 4
-    for (int r = 0; r < NR; r++) {
+#pragma GCC unroll 3
+    for (int r = 0; r < NR && r < 3; r++) {
         float bias = j->b ? j->b[n + r] : 0.0f;
-#pragma GCC unroll 4
-        for (int m = 0; m < MR; m++) j->y[(size_t)(m0 + m) * j->ldy + n + r] = _mm512_reduce_add_ps(acc[r][m]) + bias;
+#pragma GCC unroll 8
+        for (int m = 0; m < MR && m < 8; m++)
+            j->y[(size_t)(m0 + m) * j->ldy + n + r] = _mm512_reduce_add_ps(acc[r][m]) + bias;
     }
 }
 
-#define BLK_M(NR_)                                               \
+#define BLK_M8(NR_)                                              \
     switch (MR) {                                                \
+    case 8: blk512(j, n, NR_, m0, 8); break;                     \
+    case 7: blk512(j, n, NR_, m0, 7); break;                     \
+    case 6: blk512(j, n, NR_, m0, 6); break;                     \
+    case 5: blk512(j, n, NR_, m0, 5); break;                     \
     case 4: blk512(j, n, NR_, m0, 4); break;                     \
     case 3: blk512(j, n, NR_, m0, 3); break;                     \
     case 2: blk512(j, n, NR_, m0, 2); break;                     \
@@ -101,15 +159,24 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) static inlin
     }
 
 __attribute__((target("avx512f,avx512bw,avx512vl"))) static void rows_avx512(const sm_job *j, int n0, int n1) {
-    for (int n = n0; n < n1; n += 4) {
-        int NR = n1 - n < 4 ? n1 - n : 4;
-        for (int m0 = 0; m0 < j->M; m0 += 4) {
-            int MR = j->M - m0 < 4 ? j->M - m0 : 4;
+    /* up to 4 rows of x: 4 weight rows per block; more: 3 weight rows x 8 */
+    const int MB = j->M <= 4 ? 4 : 8, NB = j->M <= 4 ? 4 : 3;
+    for (int n = n0; n < n1; n += NB) {
+        int NR = n1 - n < NB ? n1 - n : NB;
+        for (int m0 = 0; m0 < j->M; m0 += MB) {
+            int MR = j->M - m0 < MB ? j->M - m0 : MB;
             switch (NR) {
-            case 4: BLK_M(4) break;
-            case 3: BLK_M(3) break;
-            case 2: BLK_M(2) break;
-            default: BLK_M(1) break;
+            case 4:
+                switch (MR) {
+                case 4: blk512(j, n, 4, m0, 4); break;
+                case 3: blk512(j, n, 4, m0, 3); break;
+                case 2: blk512(j, n, 4, m0, 2); break;
+                default: blk512(j, n, 4, m0, 1); break;
+                }
+                break;
+            case 3: BLK_M8(3) break;
+            case 2: BLK_M8(2) break;
+            default: BLK_M8(1) break;
             }
         }
     }
