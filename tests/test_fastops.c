@@ -184,6 +184,30 @@ TEST(gemm_small_decode_shapes_all_m) {
     free(W), free(bias), free(Wh), free(Wr), free(x), free(y);
 }
 
+/* many rows whose x exceeds L2: the kernel takes them in chunks (a batched prefill) */
+TEST(gemm_small_many_rows_chunked) {
+    int M = 70, K = 8192 + 5, N = 37;
+    float *W = rand_vec((size_t)N * K, 0.05f), *x = rand_vec((size_t)M * K, 1.0f), *bias = rand_vec(N, 1.0f);
+    uint16_t *Wh = malloc(sizeof(uint16_t) * (size_t)N * K);
+    for (size_t i = 0; i < (size_t)N * K; i++) Wh[i] = blipc__f32_to_bf16(W[i]);
+    float *y = malloc(sizeof(float) * (size_t)M * N);
+    for (int bf = 0; bf < 2; bf++) {
+        blipc__gemm_small(x, M, K, 0, bf ? (const void *)Wh : (const void *)W, bf, bias, N, y, 0, 2, -1);
+        double worst = 0;
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                double sum = bias[n];
+                for (int k = 0; k < K; k++)
+                    sum += (double)x[(size_t)m * K + k] *
+                           (bf ? blipc__bf16_to_f32(Wh[(size_t)n * K + k]) : W[(size_t)n * K + k]);
+                double e = fabs(y[(size_t)m * N + n] - sum);
+                if (e > worst) worst = e;
+            }
+        CHECKF(worst < 5e-4, "bf16 %d: %g", bf, worst);
+    }
+    free(W), free(x), free(bias), free(Wh), free(y);
+}
+
 int main(void) {
     blipc__threads_set(2);
     RUN(attention_vit_shape_threaded);
@@ -193,5 +217,6 @@ int main(void) {
     RUN(gelu_large_block_matches_erf);
     RUN(layernorm_large_block_matches_reference);
     RUN(gemm_small_decode_shapes_all_m);
+    RUN(gemm_small_many_rows_chunked);
     return th_finish();
 }

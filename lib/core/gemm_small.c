@@ -257,5 +257,20 @@ void blipc__gemm_small(const float *x, int M, int K, int ldx, const void *W, int
     sm_job j = {x, M, K, ldx > 0 ? ldx : K, W, w_is_bf16, b, N, y, ldy > 0 ? ldy : N, isa < 0 ? blipc__cpu_isa() : isa};
     if (n_threads < 1) n_threads = 1;
     if ((size_t)N * K < 65536) n_threads = 1; /* too small to be worth a thread */
-    blipc__parallel_for(n_threads, sm_part, &j);
+    /* Many rows (a batched prefill) whose x would not stay in L2: take them in
+     * chunks of ~1 MiB of x while the weights stream past (each chunk is one
+     * more pass over W; measured 1.3-2x faster at 264 x 10240). */
+    int chunk = M;
+    if ((size_t)M * K * sizeof(float) > ((size_t)2 << 20)) {
+        chunk = (int)(((size_t)1 << 20) / ((size_t)K * sizeof(float))) & ~7;
+        if (chunk < 16) chunk = 16;
+        if (chunk > M) chunk = M;
+    }
+    for (int m0 = 0; m0 < M; m0 += chunk) {
+        sm_job c = j;
+        c.x = x + (size_t)m0 * j.ldx;
+        c.y = y + (size_t)m0 * j.ldy;
+        c.M = M - m0 < chunk ? M - m0 : chunk;
+        blipc__parallel_for(n_threads, sm_part, &c);
+    }
 }
