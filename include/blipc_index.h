@@ -59,7 +59,7 @@ extern "C" {
 #endif
 
 /* Store file format version written by this build (meta.format_version). */
-#define BLIPC_INDEX_STORE_FORMAT 1
+#define BLIPC_INDEX_STORE_FORMAT 2
 
 /* ------------------------------------------------------------------ params */
 

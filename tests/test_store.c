@@ -689,6 +689,343 @@ TEST(newer_format_version_is_refused) {
     CHECK_STATUS(blipc_index_open(&p, &ix, errbuf, sizeof errbuf), BLIPC_ERR_STORE, errbuf);
 }
 
+/* ------------------------------------------------- vector sidecar, format 2 */
+
+/* Top-k of the store vs brute-force cosine over vecs[0..n) (ids[i] for row i). */
+static void check_knn(blipc_index *ix, const float *vecs, char (*ids)[65], int n, int dim, const float *q, int k,
+                      const char *what) {
+    blipc_index_query qq;
+    blipc_index_default_query(&qq);
+    qq.vector = q;
+    qq.dim = dim;
+    qq.k = (size_t)k;
+    blipc_status st = blipc_index_search(ix, &qq);
+    CHECKF(st == BLIPC_OK, "%s: search: %s", what, blipc_index_errmsg(ix));
+    if (st) return;
+    CHECKF((int)blipc_index_hit_count(ix) == (k < n ? k : n), "%s: %zu hits", what, blipc_index_hit_count(ix));
+    char *used = calloc((size_t)n, 1);
+    for (int r = 0; r < (int)blipc_index_hit_count(ix); r++) {
+        int best = -1;
+        double bc = 0;
+        for (int i = 0; i < n; i++) {
+            if (used[i]) continue;
+            double c = dot_cos(vecs + (size_t)i * dim, q, dim);
+            if (best < 0 || c > bc) best = i, bc = c;
+        }
+        used[best] = 1;
+        CHECKF(!strcmp(blipc_index_hit_id(ix, (size_t)r), ids[best]), "%s: rank %d: %s, want %s", what, r + 1,
+               blipc_index_hit_id(ix, (size_t)r), ids[best]);
+        CHECKF(fabs(blipc_index_hit_score(ix, (size_t)r) - (1 + bc) / 2) < 1e-5, "%s: rank %d score %f want %f", what,
+               r + 1, blipc_index_hit_score(ix, (size_t)r), (1 + bc) / 2);
+    }
+    free(used);
+}
+
+static blipc_index *open_ro(const char *path) {
+    blipc_index_params p;
+    blipc_index_default_params(&p);
+    p.store_path = path;
+    p.read_only = 1;
+    blipc_index *ix = NULL;
+    blipc_status st = blipc_index_open(&p, &ix, errbuf, sizeof errbuf);
+    CHECK_STATUS(st, BLIPC_OK, errbuf);
+    return ix;
+}
+
+/* meta value through a separate SQLite connection ("" when absent) */
+static void meta_value(const char *path, const char *key, char *out, size_t cap) {
+    sqlite3 *db;
+    sqlite3_stmt *st;
+    out[0] = 0;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        sqlite3_close(db);
+        return;
+    }
+    if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = ?1", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+    }
+    sqlite3_close(db);
+}
+
+static int file_exists(const char *p) {
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+/* n docs with vectors vecs[first..first+n) (ids/paths from their number) in one put */
+static void put_vecs(blipc_index *ix, const float *vecs, char (*ids)[65], int first, int n, int dim) {
+    blipc_index_doc *d = calloc((size_t)n, sizeof *d);
+    char (*paths)[32] = malloc(32 * (size_t)n);
+    for (int i = 0; i < n; i++) {
+        int k = first + i;
+        make_id(ids[k], (unsigned)k + 500);
+        snprintf(paths[i], 32, "/s/%05d.jpg", k);
+        blipc_index_doc_init(&d[i]);
+        d[i].id = ids[k];
+        d[i].path = paths[i];
+        d[i].caption = k % 2 ? "a cat on a sofa" : "a dog in the park";
+        d[i].vector = vecs + (size_t)k * dim;
+        d[i].dim = dim;
+    }
+    CHECK_STATUS(blipc_index_put(ix, d, (size_t)n), BLIPC_OK, blipc_index_errmsg(ix));
+    free(paths);
+    free(d);
+}
+
+/* The sidecar FILE-vec: written by writers (close / flush), mapped by readers
+ * only while its stamp matches meta.vec_stamp and its size is right; a stale,
+ * damaged or foreign one is ignored (vectors loaded from SQLite) and never
+ * written by a read-only handle. */
+TEST(vector_sidecar_is_used_only_while_current) {
+    enum { N = 4300, DIM = 16, K = 12 };   /* N > one 4096-row scan block */
+    const char *path = th_tmp_path("side.sqlite");
+    char side[4200], saved[4200], other_side[4200];
+    snprintf(side, sizeof side, "%s-vec", path);
+    snprintf(saved, sizeof saved, "%s", th_tmp_path("side-saved.bin"));
+    float *vecs = malloc(sizeof(float) * (N + 1) * DIM);
+    char (*ids)[65] = malloc(65 * (N + 1));
+    for (int i = 0; i <= N; i++) {
+        rand_unit(vecs + (size_t)i * DIM, DIM);
+        if (i % 5 == 0)
+            for (int j = 0; j < DIM; j++) vecs[(size_t)i * DIM + j] *= 2.5f;   /* not unit length */
+    }
+    float q[DIM];
+    rand_unit(q, DIM);
+
+    blipc_index *w = open_store(path, DIM);
+    if (!w) return;
+    for (int b = 0; b < N; b += 1000) put_vecs(w, vecs, ids, b, N - b < 1000 ? N - b : 1000, DIM);
+    CHECK(!file_exists(side));                 /* not before a flush / close */
+    blipc_index_close(w);                      /* close after writes: writes it */
+    CHECK(file_exists(side));
+    char stamp[64];
+    meta_value(path, "vec_stamp", stamp, sizeof stamp);
+    CHECKF(strlen(stamp) == 16, "vec_stamp '%s'", stamp);
+    size_t sz = 0;
+    unsigned char *bytes = (unsigned char *)th_read_file(side, &sz);
+    CHECK(bytes && sz > 4096 + (size_t)N * DIM * 4);
+    if (!bytes) return;
+    CHECK(!memcmp(bytes, "BLIPCVEC", 8));
+    CHECK(strstr((char *)bytes + 32, stamp) == (char *)bytes + 32);
+
+    /* a reader uses it: exact results */
+    blipc_index *r = open_ro(path);
+    if (!r) return;
+    check_knn(r, vecs, ids, N, DIM, q, K, "sidecar");
+    blipc_index_close(r);
+
+    /* proof that the mapping is what is scanned: plant q as row 7's vector in
+     * the file (header untouched) -> a fresh reader ranks doc 7 first */
+    memcpy(bytes + 4096 + (size_t)7 * DIM * 4, q, sizeof q);
+    CHECK(th_write_file(side, bytes, sz) == 0);
+    CHECK(th_copy_file(side, saved) == 0);     /* tampered, stamp of this state */
+    r = open_ro(path);
+    if (!r) return;
+    blipc_index_query qq;
+    blipc_index_default_query(&qq);
+    qq.vector = q;
+    qq.dim = DIM;
+    qq.k = 1;
+    CHECK_STATUS(blipc_index_search(r, &qq), BLIPC_OK, blipc_index_errmsg(r));
+    CHECK(blipc_index_hit_count(r) == 1 && !strcmp(blipc_index_hit_id(r, 0), ids[7]));
+
+    /* a writer changes the vectors while r holds the mapping: r follows (new
+     * stamp -> the rewritten sidecar), and the old tampered file is gone */
+    w = open_store(path, DIM);
+    if (!w) return;
+    put_vecs(w, vecs, ids, N, 1, DIM);
+    CHECK_STATUS(blipc_index_flush(w), BLIPC_OK, blipc_index_errmsg(w));
+    char stamp2[64];
+    meta_value(path, "vec_stamp", stamp2, sizeof stamp2);
+    CHECK(strlen(stamp2) == 16 && strcmp(stamp, stamp2) != 0);
+    check_knn(r, vecs, ids, N + 1, DIM, q, K, "reader after a write");
+    blipc_index_close(r);
+
+    /* stale: the old file (previous stamp) put back -> ignored */
+    CHECK(th_copy_file(saved, side) == 0);
+    r = open_ro(path);
+    if (!r) return;
+    check_knn(r, vecs, ids, N + 1, DIM, q, K, "stale sidecar");
+    blipc_index_close(r);
+    CHECK(file_exists(side));                  /* a read-only handle leaves it alone */
+
+    /* a writer's flush replaces the stale file even without writes of its own */
+    CHECK_STATUS(blipc_index_flush(w), BLIPC_OK, blipc_index_errmsg(w));
+    free(bytes);
+    bytes = (unsigned char *)th_read_file(side, &sz);
+    CHECK(bytes && strstr((char *)bytes + 32, stamp2) == (char *)bytes + 32);
+
+    /* damaged: one byte short -> ignored */
+    CHECK(bytes && th_write_file(side, bytes, sz - 1) == 0);
+    r = open_ro(path);
+    if (!r) return;
+    check_knn(r, vecs, ids, N + 1, DIM, q, K, "truncated sidecar");
+    blipc_index_close(r);
+
+    /* missing: a read-only handle loads from SQLite and creates nothing */
+    unlink(side);
+    r = open_ro(path);
+    if (!r) return;
+    check_knn(r, vecs, ids, N + 1, DIM, q, K, "no sidecar");
+    blipc_index_close(r);
+    CHECK(!file_exists(side));
+
+    /* set_path keeps the vectors (and the stamp); delete changes both */
+    CHECK_STATUS(blipc_index_set_path(w, ids[3], "/moved/3.jpg", 1), BLIPC_OK, blipc_index_errmsg(w));
+    meta_value(path, "vec_stamp", stamp, sizeof stamp);
+    CHECK(!strcmp(stamp, stamp2));
+    CHECK_STATUS(blipc_index_delete(w, ids[N]), BLIPC_OK, blipc_index_errmsg(w));
+    meta_value(path, "vec_stamp", stamp, sizeof stamp);
+    CHECK(strlen(stamp) == 16 && strcmp(stamp, stamp2) != 0);
+    blipc_index_close(w);
+    CHECK(file_exists(side));
+    r = open_ro(path);
+    if (!r) return;
+    check_knn(r, vecs, ids, N, DIM, q, K, "after delete");
+    blipc_index_close(r);
+
+    /* another store's sidecar (same dim) next to this one -> ignored */
+    const char *path2 = th_tmp_path("side2.sqlite");
+    w = open_store(path2, DIM);
+    if (!w) return;
+    put_vecs(w, vecs, ids, 0, 50, DIM);
+    blipc_index_close(w);
+    snprintf(other_side, sizeof other_side, "%s-vec", path2);
+    CHECK(th_copy_file(other_side, side) == 0);
+    r = open_ro(path);
+    if (!r) return;
+    for (int i = 0; i < 50; i++) make_id(ids[i], (unsigned)i + 500);
+    check_knn(r, vecs, ids, N, DIM, q, K, "foreign sidecar");
+    blipc_index_close(r);
+    free(bytes);
+    free(vecs);
+    free(ids);
+}
+
+/* The format-1 schema and meta exactly as the previous code created them. */
+static const char *const FORMAT1_SQL =
+    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE docs(rowid INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, path TEXT NOT NULL,"
+    " caption TEXT NOT NULL, width INTEGER NOT NULL DEFAULT 0, height INTEGER NOT NULL DEFAULT 0,"
+    " mtime INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0, caption_model TEXT, embed_model TEXT,"
+    " vector BLOB, indexed_at INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX docs_path ON docs(path);"
+    "CREATE TABLE answers(doc INTEGER NOT NULL, field TEXT NOT NULL, question TEXT NOT NULL, answer TEXT NOT NULL,"
+    " ord INTEGER NOT NULL, PRIMARY KEY(doc, field));"
+    "CREATE INDEX answers_field ON answers(field, answer);"
+    "CREATE VIRTUAL TABLE docs_fts USING fts5(caption, answers, tokenize = 'unicode61');"
+    "INSERT INTO meta VALUES('application', 'blipc-index'), ('format_version', '1'), ('generation', '3'),"
+    " ('created', '1700000000'), ('dim', '8');"
+    "PRAGMA journal_mode = WAL;";
+
+/* A store written by the format-1 code opens read-only as it is (vectors from
+ * SQLite, nothing written), and a writable open migrates it to format 2
+ * (meta.vec_stamp) keeping every document, answer and ranking. */
+TEST(format1_store_is_migrated) {
+    enum { N = 40, DIM = 8 };
+    const char *path = th_tmp_path("fmt1.sqlite");
+    char side[4200], buf[64];
+    snprintf(side, sizeof side, "%s-vec", path);
+    float vecs[(N + 1) * DIM];
+    char ids[N + 1][65];
+    for (int i = 0; i <= N; i++) rand_unit(vecs + i * DIM, DIM);
+    sqlite3 *db;
+    CHECK(sqlite3_open(path, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, FORMAT1_SQL, NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_stmt *d, *f, *a;
+    CHECK(sqlite3_prepare_v2(db, "INSERT INTO docs(id, path, caption, width, vector) VALUES(?1, ?2, ?3, 4, ?4)", -1,
+                             &d, NULL) == SQLITE_OK);
+    CHECK(sqlite3_prepare_v2(db, "INSERT INTO docs_fts(rowid, caption, answers) VALUES(?1, ?2, ?3)", -1, &f, NULL) ==
+          SQLITE_OK);
+    CHECK(sqlite3_prepare_v2(db, "INSERT INTO answers VALUES(?1, 'answer_what_is_it', 'What is it?', ?2, 0)", -1, &a,
+                             NULL) == SQLITE_OK);
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    for (int i = 0; i < N; i++) {
+        char p[32], cap[32];
+        make_id(ids[i], (unsigned)i + 900);
+        snprintf(p, sizeof p, "/old/%d.png", i);
+        snprintf(cap, sizeof cap, i == 5 ? "a zebra" : "a horse %d", i);
+        sqlite3_reset(d);
+        sqlite3_bind_text(d, 1, ids[i], -1, SQLITE_STATIC);
+        sqlite3_bind_text(d, 2, p, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(d, 3, cap, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(d, 4, vecs + i * DIM, DIM * 4, SQLITE_STATIC);
+        CHECK(sqlite3_step(d) == SQLITE_DONE);
+        sqlite3_int64 rowid = sqlite3_last_insert_rowid(db);
+        sqlite3_reset(f);
+        sqlite3_bind_int64(f, 1, rowid);
+        sqlite3_bind_text(f, 2, cap, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(f, 3, "an animal\n", -1, SQLITE_STATIC);
+        CHECK(sqlite3_step(f) == SQLITE_DONE);
+        sqlite3_reset(a);
+        sqlite3_bind_int64(a, 1, rowid);
+        sqlite3_bind_text(a, 2, "an animal", -1, SQLITE_STATIC);
+        CHECK(sqlite3_step(a) == SQLITE_DONE);
+    }
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    sqlite3_finalize(d);
+    sqlite3_finalize(f);
+    sqlite3_finalize(a);
+    sqlite3_close(db);
+    float q[DIM];
+    rand_unit(q, DIM);
+
+    /* read-only: searched as it is, still format 1, no sidecar */
+    blipc_index *r = open_ro(path);
+    if (!r) return;
+    CHECK_EQ_INT(blipc_index_dim(r), DIM);
+    check_knn(r, vecs, ids, N, DIM, q, 10, "format 1, read-only");
+    blipc_index_close(r);
+    meta_value(path, "format_version", buf, sizeof buf);
+    CHECK(!strcmp(buf, "1"));
+    CHECK(!file_exists(side));
+
+    /* writable: migrated */
+    blipc_index *w = open_store(path, DIM);
+    if (!w) return;
+    meta_value(path, "format_version", buf, sizeof buf);
+    CHECKF(!strcmp(buf, "2"), "format_version '%s'", buf);
+    meta_value(path, "vec_stamp", buf, sizeof buf);
+    CHECKF(strlen(buf) == 16, "vec_stamp '%s'", buf);
+    check_knn(w, vecs, ids, N, DIM, q, 10, "migrated");
+    const blipc_index_doc *g = NULL;
+    CHECK_STATUS(blipc_index_get(w, ids[5], &g), BLIPC_OK, blipc_index_errmsg(w));
+    CHECK(g && g->n_answers == 1 && !strcmp(g->answers[0], "an animal") && !strcmp(g->caption, "a zebra") &&
+          g->width == 4 && g->dim == DIM);
+    blipc_index_query tq;
+    blipc_index_default_query(&tq);
+    tq.text = "zebra";
+    CHECK_STATUS(blipc_index_search(w, &tq), BLIPC_OK, blipc_index_errmsg(w));
+    CHECK(blipc_index_hit_count(w) == 1 && !strcmp(blipc_index_hit_id(w, 0), ids[5]));
+    /* and keeps working: a new document, then the sidecar at close */
+    memcpy(vecs + N * DIM, q, sizeof q);
+    make_id(ids[N], 4242);
+    blipc_index_doc nd;
+    blipc_index_doc_init(&nd);
+    nd.id = ids[N];
+    nd.path = "/new/q.png";
+    nd.caption = "new";
+    nd.vector = q;
+    nd.dim = DIM;
+    CHECK_STATUS(blipc_index_put(w, &nd, 1), BLIPC_OK, blipc_index_errmsg(w));
+    blipc_index_close(w);
+    CHECK(file_exists(side));
+    r = open_ro(path);
+    if (!r) return;
+    check_knn(r, vecs, ids, N + 1, DIM, q, 10, "migrated + 1 (sidecar)");
+    CHECK(!strcmp(blipc_index_hit_id(r, 0), ids[N]));
+    blipc_index_close(r);
+    /* a second writable open does not migrate again */
+    meta_value(path, "vec_stamp", buf, sizeof buf);
+    w = open_store(path, DIM);
+    char buf2[64];
+    meta_value(path, "vec_stamp", buf2, sizeof buf2);
+    CHECK(!strcmp(buf, buf2));
+    blipc_index_close(w);
+}
+
 /* A reader on its own handle, while a writer commits batches: it always sees
  * whole batches, never an error. */
 typedef struct writer_arg {
@@ -974,6 +1311,8 @@ int main(void) {
     RUN(search_rejects_bad_queries);
     RUN(not_a_store_is_a_clear_error);
     RUN(newer_format_version_is_refused);
+    RUN(vector_sidecar_is_used_only_while_current);
+    RUN(format1_store_is_migrated);
     RUN(wal_reader_while_writing);
     RUN(crash_mid_batch_loses_nothing_committed);
     RUN(opensearch_without_url_is_an_error);

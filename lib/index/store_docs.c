@@ -9,10 +9,16 @@
 #include <string.h>
 #include <time.h>
 
-static blipc_status bump_generation(blipc__store *s, blipc__index_ctx *ctx) {
+/* Every write transaction: generation + 1; when it changes vectors also a new
+ * random meta.vec_stamp (the key of the sidecar FILE-vec, see store_knn.c). */
+static blipc_status bump_generation(blipc__store *s, blipc__index_ctx *ctx, int vectors_changed) {
     if (blipc__store_exec(s, "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'") !=
         SQLITE_OK)
         return blipc__store_sqerr(s, ctx, "updating generation");
+    if (vectors_changed &&
+        blipc__store_exec(s, "UPDATE meta SET value = lower(hex(randomblob(8))) WHERE key = 'vec_stamp'") !=
+            SQLITE_OK)
+        return blipc__store_sqerr(s, ctx, "updating vec_stamp");
     return BLIPC_OK;
 }
 
@@ -182,11 +188,12 @@ blipc_status blipc__store_put(void *state, blipc__index_ctx *ctx, const blipc_in
         }
         if (blipc__store_exec(s, "RELEASE doc") != SQLITE_OK) bs = blipc__store_sqerr(s, ctx, "RELEASE");
     }
-    if (!bs) bs = bump_generation(s, ctx);
+    if (!bs) bs = bump_generation(s, ctx, 1);
     if (!bs && blipc__store_exec(s, "COMMIT") != SQLITE_OK) bs = blipc__store_sqerr(s, ctx, "COMMIT");
     if (bs) {
         blipc__store_rollback(s);
     } else {
+        s->vec_dirty = 1;
         s->dim = dim;
         ctx->dim = dim;
         for (size_t i = 0; i < n; i++)
@@ -202,6 +209,13 @@ blipc_status blipc__store_put(void *state, blipc__index_ctx *ctx, const blipc_in
 blipc_status blipc__store_flush(void *state, blipc__index_ctx *ctx) {
     blipc__store *s = state;
     if (s->read_only) return BLIPC_OK;
+    /* the sidecar first (a cheap header check when it is current); a failure
+     * there only makes the next search load the vectors from SQLite */
+    if (s->format >= 2) {
+        blipc_err saved = ctx->err;
+        if (blipc__store_sidecar_sync(s, ctx) != BLIPC_OK) blipc__logf(&ctx->log, BLIPC_LOG_WARN, "%s", ctx->err.msg);
+        ctx->err = saved;
+    }
     if (sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) != SQLITE_OK)
         return blipc__store_sqerr(s, ctx, "WAL checkpoint");
     return BLIPC_OK;
@@ -228,7 +242,7 @@ blipc_status blipc__store_set_path(void *state, blipc__index_ctx *ctx, const cha
             sqlite3_finalize(st);
         }
     }
-    if (!bs) bs = bump_generation(s, ctx);
+    if (!bs) bs = bump_generation(s, ctx, 0);
     if (!bs && blipc__store_exec(s, "COMMIT") != SQLITE_OK) bs = blipc__store_sqerr(s, ctx, "COMMIT");
     if (bs) blipc__store_rollback(s);
     return bs;
@@ -240,9 +254,10 @@ blipc_status blipc__store_del(void *state, blipc__index_ctx *ctx, const char *id
     int64_t rowid = 0;
     blipc_status bs = lookup_rowid(s, ctx, id, &rowid);
     if (!bs && rowid) bs = delete_rowid(s, ctx, rowid);
-    if (!bs) bs = bump_generation(s, ctx);
+    if (!bs) bs = bump_generation(s, ctx, rowid != 0);
     if (!bs && blipc__store_exec(s, "COMMIT") != SQLITE_OK) bs = blipc__store_sqerr(s, ctx, "COMMIT");
     if (bs) blipc__store_rollback(s);
+    else if (rowid) s->vec_dirty = 1;
     return bs;
 }
 

@@ -18,12 +18,16 @@
 
 typedef struct blipc__vcache {
     int64_t generation;          /* -1 = not loaded */
+    char stamp[24];              /* meta.vec_stamp the copy holds ("" = unknown: format-1 store) */
     size_t n, cap;
     int dim;
     float *vec;                  /* n * dim, contiguous */
     float *inv_norm;             /* n */
     int64_t *rowid;              /* n, ascending */
     unsigned char (*idbin)[32];  /* n binary sha256 (tie-break by id) */
+    void *map;                   /* non-NULL: the arrays above point into this read-only
+                                    mapping of the sidecar FILE-vec (else they are malloc'd) */
+    size_t map_len;
 } blipc__vcache;
 
 typedef struct blipc__store {
@@ -31,6 +35,9 @@ typedef struct blipc__store {
     char *path;
     int read_only;
     int dim;                     /* dim stored in meta (0 = none yet) */
+    int format;                  /* meta.format_version (1: no vec_stamp, no sidecar) */
+    int vec_dirty;               /* this handle committed vector changes the sidecar lacks */
+    blipc__index_ctx *ctx;       /* the handle's context (for close: logging) */
     blipc__vcache vc;
 } blipc__store;
 
@@ -60,9 +67,15 @@ blipc_status blipc__store_has(void *state, blipc__index_ctx *ctx, const char *id
 blipc_status blipc__store_count(void *state, blipc__index_ctx *ctx, uint64_t *n);
 
 /* store_knn.c */
-/* Load (or reload when the generation changed) every vector into one
- * contiguous block. Must run inside a read transaction. */
+/* Make s->vc hold every vector of the current snapshot: kept when meta.vec_stamp
+ * (format 1: meta.generation) is unchanged, else mapped from the sidecar FILE-vec
+ * when it matches meta.vec_stamp, else loaded from SQLite. Must run inside a
+ * read transaction. */
 blipc_status blipc__store_vcache_refresh(blipc__store *s, blipc__index_ctx *ctx);
+/* Writable handles (format >= 2): make FILE-vec match the last commit (rebuilt
+ * from SQLite when stale or missing; temp file + fsync + rename). Runs its own
+ * read transaction. Failures are returned (the store itself is unaffected). */
+blipc_status blipc__store_sidecar_sync(blipc__store *s, blipc__index_ctx *ctx);
 typedef struct blipc__store_cand {
     double score;
     size_t row;                  /* vcache row */

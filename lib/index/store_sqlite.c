@@ -12,10 +12,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
 #define APP_NAME "blipc-index"
+
+/* meta.vec_stamp: a random 64-bit value (16 hex digits) replaced by every write
+ * transaction that changes vectors; the sidecar FILE-vec is valid only while
+ * its header carries the same stamp (format 2). */
+static const char *const VEC_STAMP_INIT_SQL =
+    "INSERT OR REPLACE INTO meta(key, value) VALUES('vec_stamp', lower(hex(randomblob(8))))";
 
 static const char *const SCHEMA_SQL =
     "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
@@ -131,10 +138,14 @@ void blipc__store_rollback(blipc__store *s) {
 }
 
 void blipc__store_vcache_free(blipc__vcache *v) {
-    free(v->vec);
-    free(v->inv_norm);
-    free(v->rowid);
-    free(v->idbin);
+    if (v->map) {
+        munmap(v->map, v->map_len);
+    } else {
+        free(v->vec);
+        free(v->inv_norm);
+        free(v->rowid);
+        free(v->idbin);
+    }
     memset(v, 0, sizeof *v);
     v->generation = -1;
 }
@@ -142,6 +153,15 @@ void blipc__store_vcache_free(blipc__vcache *v) {
 static void store_close(void *state) {
     blipc__store *s = state;
     if (!s) return;
+    /* Vectors changed through this handle and no flush since: bring the
+     * sidecar up to date (best effort, as the next search would otherwise
+     * load every vector from SQLite). */
+    if (s->db && s->vec_dirty && !s->read_only && s->ctx) {
+        blipc_err saved = s->ctx->err;
+        if (blipc__store_sidecar_sync(s, s->ctx) != BLIPC_OK)
+            blipc__logf(&s->ctx->log, BLIPC_LOG_WARN, "%s", s->ctx->err.msg);
+        s->ctx->err = saved;
+    }
     if (s->db) sqlite3_close_v2(s->db);
     blipc__store_vcache_free(&s->vc);
     free(s->path);
@@ -149,6 +169,34 @@ static void store_close(void *state) {
 }
 
 /* ------------------------------------------------------------ open */
+
+/* Format 1 -> 2: add meta.vec_stamp (the sidecar FILE-vec is keyed by it).
+ * Format-1 builds refuse a format-2 store, so from here on every writer keeps
+ * the stamp current. Read-only handles leave a format-1 store as it is (no
+ * sidecar: vectors are loaded from SQLite). */
+static blipc_status migrate(blipc__store *s, blipc__index_ctx *ctx, long *ver) {
+    BLIPC_TRY(blipc__store_begin_write(s, ctx));
+    /* another process may have migrated it meanwhile: read again under the lock */
+    char buf[32];
+    int found = 0;
+    blipc_status bs = blipc__store_meta_get(s, ctx, "format_version", buf, sizeof buf, &found);
+    long cur = found ? strtol(buf, NULL, 10) : 0;
+    if (!bs && cur == 1) {
+        if (blipc__store_exec(s, VEC_STAMP_INIT_SQL) != SQLITE_OK)
+            bs = blipc__store_sqerr(s, ctx, "migrating to format 2 (meta.vec_stamp)");
+        if (!bs) bs = blipc__store_meta_set(s, ctx, "format_version", "2");
+        if (!bs) cur = 2;
+    }
+    if (!bs && blipc__store_exec(s, "COMMIT") != SQLITE_OK) bs = blipc__store_sqerr(s, ctx, "COMMIT (migration)");
+    if (bs) {
+        blipc__store_rollback(s);
+        return bs;
+    }
+    if (cur != *ver)
+        blipc__logf(&ctx->log, BLIPC_LOG_INFO, "index store %s: migrated from format %ld to %ld", s->path, *ver, cur);
+    *ver = cur;
+    return BLIPC_OK;
+}
 
 static blipc_status check_or_init(blipc__store *s, blipc__index_ctx *ctx, const blipc_index_params *p) {
     /* Any query fails with SQLITE_NOTADB on a file that is not a database. */
@@ -181,6 +229,8 @@ static blipc_status check_or_init(blipc__store *s, blipc__index_ctx *ctx, const 
         if (!bs) bs = blipc__store_meta_set(s, ctx, "application", APP_NAME);
         if (!bs) bs = blipc__store_meta_set(s, ctx, "format_version", ver);
         if (!bs) bs = blipc__store_meta_set(s, ctx, "generation", "0");
+        if (!bs && blipc__store_exec(s, VEC_STAMP_INIT_SQL) != SQLITE_OK)
+            bs = blipc__store_sqerr(s, ctx, "writing meta");
         if (!bs) bs = blipc__store_meta_set(s, ctx, "created", now);
         if (!bs && blipc__store_exec(s, "COMMIT") != SQLITE_OK)
             bs = blipc__store_sqerr(s, ctx, "COMMIT (creating the schema)");
@@ -216,6 +266,8 @@ static blipc_status check_or_init(blipc__store *s, blipc__index_ctx *ctx, const 
                            "index store %s: format version %ld is newer than this build reads (%d): upgrade blipc "
                            "or use another --store file",
                            s->path, ver, BLIPC_INDEX_STORE_FORMAT);
+    if (ver < BLIPC_INDEX_STORE_FORMAT && !s->read_only) BLIPC_TRY(migrate(s, ctx, &ver));
+    s->format = (int)ver;
     BLIPC_TRY(blipc__store_meta_get(s, ctx, "dim", buf, sizeof buf, &found));
     s->dim = found ? (int)strtol(buf, NULL, 10) : 0;
     if (p->dim > 0 && s->dim > 0 && p->dim != s->dim)
@@ -234,6 +286,7 @@ blipc_status blipc__store_open(const blipc_index_params *p, blipc__index_ctx *ct
     if (!s) return blipc__errf(&ctx->err, BLIPC_ERR_NOMEM, "index store: out of memory");
     s->vc.generation = -1;
     s->read_only = p->read_only;
+    s->ctx = ctx;
     s->path = blipc__strdup(p->store_path);
     if (!s->path) {
         store_close(s);
