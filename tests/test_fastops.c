@@ -91,6 +91,8 @@ TEST(attention_opt_prefill_causal_and_steps) {
     CHECKF(d < 2e-5, "prefill diff %g", d);
     d = attention_case(1, 47, 32, 80, 0, -1, 0); /* KV-cache step */
     CHECKF(d < 2e-5, "step diff %g", d);
+    d = attention_case(2, 30, 8, 80, 0, 28, 1); /* two queries, direct path, with a key mask */
+    CHECKF(d < 2e-5, "two-query diff %g", d);
     d = attention_case(3, 50, 8, 80, 0, 47, 0); /* a few new tokens against a cache */
     CHECKF(d < 2e-5, "causal offset diff %g", d);
 }

@@ -312,8 +312,48 @@ AVX512 static void softmax_row512(float *S, int Tk, int lim, const float *bias) 
     if (z < Tk) memset(S + z, 0, (size_t)(Tk - z) * sizeof(float));
 }
 
+/* One query row against the keys directly (KV-cache steps): dot products over
+ * dh with masked loads, no K^T packing. */
+AVX512 static void att_row_direct(const att_job *j, int h, int i, float *S) {
+    const int dh = j->dh, Tk = j->Tk, lim = att_limit(j, i);
+    const float *qr = j->q + (size_t)i * j->ldq + (size_t)h * dh;
+    for (int jj = 0; jj < lim; jj++) {
+        const float *kr = j->k + (size_t)jj * j->ldk + (size_t)h * dh;
+        __m512 a = _mm512_setzero_ps();
+        for (int d = 0; d < dh; d += 16) {
+            __mmask16 k = dh - d >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (dh - d)) - 1);
+            a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(k, qr + d), _mm512_maskz_loadu_ps(k, kr + d), a);
+        }
+        S[jj] = _mm512_reduce_add_ps(a) * j->scale;
+    }
+    softmax_row512(S, Tk, lim, j->bias);
+    float *o = j->out + (size_t)i * j->ldo + (size_t)h * dh;
+    const float *vh = j->v + (size_t)h * dh;
+    for (int d = 0; d < dh; d += 64) {
+        __m512 acc[4];
+        __mmask16 mk[4];
+        for (int c = 0; c < 4; c++) {
+            int left = dh - d - 16 * c;
+            mk[c] = left >= 16 ? (__mmask16)0xFFFF : left > 0 ? (__mmask16)((1u << left) - 1) : 0;
+            acc[c] = _mm512_setzero_ps();
+        }
+        for (int jj = 0; jj < lim; jj++) {
+            __m512 p = _mm512_set1_ps(S[jj]);
+            const float *vr = vh + (size_t)jj * j->ldv + d;
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) acc[c] = _mm512_fmadd_ps(p, _mm512_maskz_loadu_ps(mk[c], vr + 16 * c), acc[c]);
+        }
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) _mm512_mask_storeu_ps(o + d + 16 * c, mk[c], acc[c]);
+    }
+}
+
 AVX512 static void att_task(const att_job *j, int task, float *Kt, float *S, int *cur_h) {
     const int h = task / j->nrb, rb = task % j->nrb, dh = j->dh, Tk = j->Tk, T32 = j->Tk32;
+    if (j->Tq <= 2) { /* decode steps: packing K^T would cost as much as the products */
+        for (int i = 0; i < j->Tq; i++) att_row_direct(j, h, i, S);
+        return;
+    }
     const int i0 = rb * ATT_RB, i1 = i0 + ATT_RB < j->Tq ? i0 + ATT_RB : j->Tq;
     if (*cur_h != h) {
         /* Kt[d][jj] = k[jj, h*dh + d], zero-padded to Tk32 columns */
