@@ -524,6 +524,10 @@ TEST(missing_or_malformed_vocab_files_are_reported_by_name) {
     write_in(d, "vocab.json", "[1, 2]");
     CHECK_STATUS(blipc_tokenizer_open(d, &t, err, sizeof err), BLIPC_ERR_FORMAT, err);
     CHECK_CONTAINS(err, "vocab.json");
+    /* a tiny file with one huge id must not allocate a gigantic id table */
+    write_in(d, "vocab.json", "{\"a\": 0, \"b\": 2147483646}");
+    CHECK_STATUS(blipc_tokenizer_open(d, &t, err, sizeof err), BLIPC_ERR_FORMAT, err);
+    CHECK_CONTAINS(err, "ids must be dense");
     /* real vocab.json, truncated merges.txt (last line cut before its space) */
     d = tmp_model("truncmerges");
     CHECK(symlink_fixture(d, "vocab.json", "tokenizers/opt/vocab.json") == 0);

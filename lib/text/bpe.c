@@ -64,6 +64,13 @@ static blipc_status load_vocab(blipc_bpe *b, const char *path, blipc_err *e) {
         st = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: empty vocabulary", path);
         goto out;
     }
+    /* ids index a dense table: refuse a sparse numbering that would make a tiny
+       file allocate gigabytes (real vocabularies are dense: 50265 entries, ids 0..50264) */
+    if ((size_t)max_id >= 2 * b->vocab.n + 1024) {
+        st = blipc__errf(e, BLIPC_ERR_FORMAT, "%s: id %d is far beyond the %zu entries (ids must be dense)", path,
+                         (int)max_id, b->vocab.n);
+        goto out;
+    }
     b->n_ids = max_id + 1;
     b->id_tok = calloc((size_t)b->n_ids, sizeof *b->id_tok);
     if (!b->id_tok) {
