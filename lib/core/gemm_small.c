@@ -257,13 +257,14 @@ void blipc__gemm_small(const float *x, int M, int K, int ldx, const void *W, int
     sm_job j = {x, M, K, ldx > 0 ? ldx : K, W, w_is_bf16, b, N, y, ldy > 0 ? ldy : N, isa < 0 ? blipc__cpu_isa() : isa};
     if (n_threads < 1) n_threads = 1;
     if ((size_t)N * K < 65536) n_threads = 1; /* too small to be worth a thread */
-    /* Many rows (a batched prefill) whose x would not stay in L2: take them in
-     * chunks of ~1 MiB of x while the weights stream past (each chunk is one
-     * more pass over W; measured 1.3-2x faster at 264 x 10240). */
+    /* Many rows whose x would not stay in L2: take them in chunks of ~1 MiB of
+     * x (at least 64 rows) while the weights stream past. Each chunk is one
+     * more pass over W: a win when W sits in L3 (1.3x at 264 rows), a loss
+     * when it streams from DRAM, hence the 64-row floor. */
     int chunk = M;
     if ((size_t)M * K * sizeof(float) > ((size_t)2 << 20)) {
         chunk = (int)(((size_t)1 << 20) / ((size_t)K * sizeof(float))) & ~7;
-        if (chunk < 16) chunk = 16;
+        if (chunk < 64) chunk = 64;
         if (chunk > M) chunk = M;
     }
     for (int m0 = 0; m0 < M; m0 += chunk) {

@@ -7,9 +7,10 @@
 /* Largest M for which blipc__linear prefers the streaming kernel over sgemm. */
 #define BLIPC_SMALL_M 16
 /* Same for bf16 weights (blipc__linear_bf16): the streaming kernel upcasts in
- * registers and beats converting blocks of W for sgemm at every M measured
- * (17..264 rows: 1.3-3x; bench/results/caption-*.txt), so it takes all M. */
-#define BLIPC_SMALL_M_BF16 (1 << 30)
+ * registers; at 17..64 rows (a batch-1 prefill) it is ~2-3x faster than
+ * converting blocks of W for sgemm, at 264 rows (a batch-8 prefill, weights
+ * from DRAM) slower (bench/results/caption-2026-12-04.txt). */
+#define BLIPC_SMALL_M_BF16 64
 
 /* 2 = AVX-512F, 1 = AVX2+FMA, 0 = portable C (what this CPU supports). */
 int blipc__cpu_isa(void);
