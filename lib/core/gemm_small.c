@@ -259,10 +259,11 @@ void blipc__gemm_small(const float *x, int M, int K, int ldx, const void *W, int
     if ((size_t)N * K < 65536) n_threads = 1; /* too small to be worth a thread */
     /* Many rows whose x would not stay in L2: take them in chunks of ~1 MiB of
      * x (at least 64 rows) while the weights stream past. Each chunk is one
-     * more pass over W: a win when W sits in L3 (1.3x at 264 rows), a loss
-     * when it streams from DRAM, hence the 64-row floor. */
+     * more pass over W: a win when W sits in cache (1.3x at 264 rows), a loss
+     * when it streams from DRAM, so only for weights up to 16 MiB. */
     int chunk = M;
-    if ((size_t)M * K * sizeof(float) > ((size_t)2 << 20)) {
+    size_t wbytes = (size_t)N * K * (w_is_bf16 ? 2 : 4);
+    if ((size_t)M * K * sizeof(float) > ((size_t)2 << 20) && wbytes <= ((size_t)16 << 20)) {
         chunk = (int)(((size_t)1 << 20) / ((size_t)K * sizeof(float))) & ~7;
         if (chunk < 64) chunk = 64;
         if (chunk > M) chunk = M;

@@ -7,10 +7,11 @@
 /* Largest M for which blipc__linear prefers the streaming kernel over sgemm. */
 #define BLIPC_SMALL_M 16
 /* Same for bf16 weights (blipc__linear_bf16): the streaming kernel upcasts in
- * registers; at 17..64 rows (a batch-1 prefill) it is ~2-3x faster than
- * converting blocks of W for sgemm, at 264 rows (a batch-8 prefill, weights
- * from DRAM) slower (bench/results/caption-2026-12-04.txt). */
-#define BLIPC_SMALL_M_BF16 64
+ * registers and is threaded throughout; converting 64-row blocks of W for
+ * sgemm (the other path) was 2-3x slower at 17..64 rows and, at 264 rows (a
+ * batch-8 prefill), between 0.8x and 4x slower depending on the machine's
+ * load (bench/results/caption-2026-12-04.txt), so it takes every M. */
+#define BLIPC_SMALL_M_BF16 (1 << 30)
 
 /* 2 = AVX-512F, 1 = AVX2+FMA, 0 = portable C (what this CPU supports). */
 int blipc__cpu_isa(void);
