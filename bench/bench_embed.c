@@ -5,7 +5,11 @@
  * this machine's cblas_sgemm rate measured in the same run, and where the
  * rest of the time goes (attention, LayerNorm, GELU, embeddings).
  *
- * Usage: blipc-bench embed [--threads N] [--quick] [--seconds S] */
+ * The linear weights are packed as blipc__bert_load packs them (panel kernel on
+ * AVX-512 CPUs); --no-pack keeps them unpacked (sgemm / gemm_small path), for
+ * comparison. --case BxT (repeatable) runs only those shapes.
+ *
+ * Usage: blipc-bench embed [--threads N] [--quick] [--seconds S] [--no-pack] [--case BxT]... */
 #include "bench_common.h"
 
 #include "arena.h"
@@ -146,18 +150,31 @@ static int run_case(const blipc_bert_weights *w, int B, int T, int nt, double mi
 }
 
 int bench_embed_main(int argc, char **argv) {
-    int nt = 0, quick = 0;
+    int nt = 0, quick = 0, pack = 1, ncases = 0;
+    int cases[16][2];
     double seconds = 3.0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             nt = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) {
             seconds = atof(argv[++i]);
+        } else if (!strcmp(argv[i], "--no-pack")) {
+            pack = 0;
+        } else if (!strcmp(argv[i], "--case") && i + 1 < argc) {
+            int b, t;
+            char tail;
+            if (ncases == 16 || sscanf(argv[++i], "%dx%d%c", &b, &t, &tail) != 2 || b < 1 || b > 32 || t < 1 ||
+                t > 512) {
+                fprintf(stderr, "blipc-bench embed: --case wants BxT with B in 1..32, T in 1..512 (at most 16)\n");
+                return 2;
+            }
+            cases[ncases][0] = b;
+            cases[ncases++][1] = t;
         } else if (!strcmp(argv[i], "--quick")) {
             quick = 1;
             seconds = 0.2;
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            printf("usage: blipc-bench embed [--threads N] [--quick] [--seconds S]\n");
+            printf("usage: blipc-bench embed [--threads N] [--quick] [--seconds S] [--no-pack] [--case BxT]...\n");
             return 0;
         } else {
             fprintf(stderr, "blipc-bench embed: unknown argument %s\n", argv[i]);
@@ -176,12 +193,26 @@ int bench_embed_main(int argc, char **argv) {
         fprintf(stderr, "blipc-bench embed: out of memory for the weights\n");
         return 1;
     }
-    printf("model: all-MiniLM-L12-v2 shapes (12 layers, hidden 384, 12 heads, FFN 1536, vocab 30522), random f32 "
-           "weights; encoder + mean pooling + L2; %d threads; >= %.1f s per case\n\n",
-           nt, seconds);
-    blipc_arena a;
     blipc_err e;
-    if (blipc__arena_init(&a, blipc__bert_scratch_bytes(&w, 32, 128, nt), &e)) {
+    if (pack && blipc__bert_pack(&w, &e)) {
+        fprintf(stderr, "blipc-bench embed: %s\n", e.msg);
+        blipc__bert_free(&w);
+        free(big);
+        return 1;
+    }
+    printf("model: all-MiniLM-L12-v2 shapes (12 layers, hidden 384, 12 heads, FFN 1536, vocab 30522), random f32 "
+           "weights; encoder + mean pooling + L2; %d threads; >= %.1f s per case; linear weights %s\n\n",
+           nt, seconds,
+           w.pack_buf ? "packed (panel kernel)" : pack ? "unpacked (no AVX-512: sgemm / gemm_small)"
+                                                     : "unpacked (--no-pack: sgemm / gemm_small)");
+    if (!ncases) {
+        static const int def[][2] = {{1, 16}, {32, 16}, {1, 128}, {32, 128}};
+        for (; ncases < 4; ncases++) cases[ncases][0] = def[ncases][0], cases[ncases][1] = def[ncases][1];
+    }
+    int maxT = 0;
+    for (int c = 0; c < ncases; c++) maxT = cases[c][1] > maxT ? cases[c][1] : maxT;
+    blipc_arena a;
+    if (blipc__arena_init(&a, blipc__bert_scratch_bytes(&w, 32, maxT, nt), &e)) {
         fprintf(stderr, "blipc-bench embed: %s\n", e.msg);
         blipc__bert_free(&w);
         free(big);
@@ -190,9 +221,8 @@ int bench_embed_main(int argc, char **argv) {
     blipc__threads_set(nt);
     printf("%-9s %9s %9s %10s %10s %12s %12s   %s\n", "batch x T", "sent/s", "ms/batch", "best ms", "GFLOP/s",
            "dense GF/s", "of sgemm", "time: dense / attn / norm / gelu / embed");
-    static const int cases[][2] = {{1, 16}, {32, 16}, {1, 128}, {32, 128}};
     int rc = 0;
-    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    for (int c = 0; c < ncases; c++) {
         run_result r;
         if (run_case(&w, cases[c][0], cases[c][1], nt, seconds, &a, &r)) {
             rc = 1;

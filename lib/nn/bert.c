@@ -1,6 +1,7 @@
 /* bert.c — BertModel forward (HF modeling_bert, eval mode, absolute positions,
  * token_type_ids = 0, post-LN layers, exact-erf GELU). */
 #include "bert.h"
+#include "gemm_small.h"
 #include "kernels.h"
 #include "threads.h"
 
@@ -11,6 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define BERT_X86 1
+#endif
 
 /* ------------------------------------------------------------------ load */
 
@@ -93,6 +99,7 @@ blipc_status blipc__bert_load(blipc_safetensors *st, const blipc_bert_config *c,
 #undef LGET
     }
 #undef GET
+    if ((rc = blipc__bert_pack(w, e))) goto fail;
     return BLIPC_OK;
 fail:
     blipc__bert_free(w);
@@ -103,7 +110,63 @@ void blipc__bert_free(blipc_bert_weights *w) {
     if (!w) return;
     free(w->layer);
     free(w->qkv_buf);
+    free(w->pack_buf);
     memset(w, 0, sizeof *w);
+}
+
+/* ------------------------------------------------------------ packing
+ * W [N, K] (HF [out, in]) -> panels of PN output columns: panel p holds
+ * W[p*PN + c][k] at [p][k][c], so the kernel reads one contiguous PN-wide row
+ * of weights per k. Columns past N are zero. */
+#define PN BLIPC_BERT_PANEL
+
+static size_t packed_floats(int N, int K) { return (size_t)((N + PN - 1) / PN) * PN * (size_t)K; }
+
+static void pack_panels(const float *W, int N, int K, float *out) {
+    const int np = (N + PN - 1) / PN;
+    for (int p = 0; p < np; p++) {
+        float *panel = out + (size_t)p * K * PN;
+        for (int c = 0; c < PN; c++) {
+            const int n = p * PN + c;
+            if (n < N) {
+                const float *wr = W + (size_t)n * K;
+                for (int k = 0; k < K; k++) panel[(size_t)k * PN + c] = wr[k];
+            } else {
+                for (int k = 0; k < K; k++) panel[(size_t)k * PN + c] = 0.0f;
+            }
+        }
+    }
+}
+
+blipc_status blipc__bert_pack(blipc_bert_weights *w, blipc_err *e) {
+    free(w->pack_buf);
+    w->pack_buf = NULL;
+    for (int i = 0; i < w->L; i++)
+        w->layer[i].qkv_p = w->layer[i].attn_out_p = w->layer[i].ffn_in_p = w->layer[i].ffn_out_p = NULL;
+    if (blipc__cpu_isa() < 2) return BLIPC_OK; /* the panel kernel is AVX-512 only */
+    const int D = w->D, F = w->F;
+    const size_t per = packed_floats(3 * D, D) + packed_floats(D, D) + packed_floats(F, D) + packed_floats(D, F);
+    const size_t bytes = (size_t)w->L * per * sizeof(float);
+    if (posix_memalign((void **)&w->pack_buf, 64, bytes) != 0) {
+        w->pack_buf = NULL;
+        return blipc__errf(e, BLIPC_ERR_NOMEM, "BERT: cannot allocate the packed linear weights (%zu bytes)", bytes);
+    }
+    for (int i = 0; i < w->L; i++) {
+        blipc_bert_layer *ly = &w->layer[i];
+        float *p = w->pack_buf + (size_t)i * per;
+        pack_panels(ly->qkv_w, 3 * D, D, p);
+        ly->qkv_p = p;
+        p += packed_floats(3 * D, D);
+        pack_panels(ly->attn_out_w, D, D, p);
+        ly->attn_out_p = p;
+        p += packed_floats(D, D);
+        pack_panels(ly->ffn_in_w, F, D, p);
+        ly->ffn_in_p = p;
+        p += packed_floats(F, D);
+        pack_panels(ly->ffn_out_w, D, F, p);
+        ly->ffn_out_p = p;
+    }
+    return BLIPC_OK;
 }
 
 /* ---------------------------------------------------------------- kernels */
@@ -258,18 +321,235 @@ BLIPC_CLONES static void attn_head(const float *qkv, int T, int nk, int D, int d
     }
 }
 
+#ifdef BERT_X86
+/* ------------------------------------------- panel GEMM (AVX-512F)
+ * y[m, n0 + c] = sum_k x[m, k] Wp[k][c] (+ b[n0 + c]) for a tile of MR <= 8
+ * rows x one panel (PN = 48 columns = 3 vectors): 24 accumulators, per k three
+ * weight loads and MR broadcasts of x feeding 3 MR FMAs. No packing of x, no
+ * horizontal sums; every output element is one FMA chain over k = 0..K-1 in
+ * order, whatever M or the tile it falls in, so a row's result does not depend
+ * on the other rows of the batch. */
+__attribute__((target("avx512f"), always_inline)) static inline void panel_tile(const float *x, int ldx, const int MR,
+                                                                                 int K, const float *wp,
+                                                                                 const float *b, float *y, int ldy,
+                                                                                 int nc) {
+    __m512 acc[8][3];
+#pragma GCC unroll 8
+    for (int m = 0; m < 8; m++)
+#pragma GCC unroll 3
+        for (int c = 0; c < 3; c++) acc[m][c] = _mm512_setzero_ps();
+    const float *xr[8];
+#pragma GCC unroll 8
+    for (int m = 0; m < 8; m++) xr[m] = x + (size_t)(m < MR ? m : 0) * ldx;
+#pragma GCC unroll 2
+    for (int k = 0; k < K; k++) {
+        const float *wk = wp + (size_t)k * PN;
+        const __m512 w0 = _mm512_load_ps(wk), w1 = _mm512_load_ps(wk + 16), w2 = _mm512_load_ps(wk + 32);
+#pragma GCC unroll 8
+        for (int m = 0; m < MR; m++) {
+            const __m512 xb = _mm512_set1_ps(xr[m][k]);
+            acc[m][0] = _mm512_fmadd_ps(w0, xb, acc[m][0]);
+            acc[m][1] = _mm512_fmadd_ps(w1, xb, acc[m][1]);
+            acc[m][2] = _mm512_fmadd_ps(w2, xb, acc[m][2]);
+        }
+    }
+    __mmask16 mk[3];
+#pragma GCC unroll 3
+    for (int c = 0; c < 3; c++) {
+        const int left = nc - 16 * c;
+        mk[c] = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+    }
+    __m512 bv[3];
+#pragma GCC unroll 3
+    for (int c = 0; c < 3; c++) bv[c] = b ? _mm512_maskz_loadu_ps(mk[c], b + 16 * c) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+    for (int m = 0; m < MR; m++)
+#pragma GCC unroll 3
+        for (int c = 0; c < 3; c++)
+            _mm512_mask_storeu_ps(y + (size_t)m * ldy + 16 * c, mk[c], _mm512_add_ps(acc[m][c], bv[c]));
+}
+
+__attribute__((target("avx512f"))) static void panel_rows(const float *x, int ldx, int M, int K, const float *wp,
+                                                          const float *b, float *y, int ldy, int nc) {
+    for (int m0 = 0; m0 < M; m0 += 8) {
+        const float *xm = x + (size_t)m0 * ldx;
+        float *ym = y + (size_t)m0 * ldy;
+        switch (M - m0 < 8 ? M - m0 : 8) {
+        case 8: panel_tile(xm, ldx, 8, K, wp, b, ym, ldy, nc); break;
+        case 7: panel_tile(xm, ldx, 7, K, wp, b, ym, ldy, nc); break;
+        case 6: panel_tile(xm, ldx, 6, K, wp, b, ym, ldy, nc); break;
+        case 5: panel_tile(xm, ldx, 5, K, wp, b, ym, ldy, nc); break;
+        case 4: panel_tile(xm, ldx, 4, K, wp, b, ym, ldy, nc); break;
+        case 3: panel_tile(xm, ldx, 3, K, wp, b, ym, ldy, nc); break;
+        case 2: panel_tile(xm, ldx, 2, K, wp, b, ym, ldy, nc); break;
+        default: panel_tile(xm, ldx, 1, K, wp, b, ym, ldy, nc); break;
+        }
+    }
+}
+#endif
+
+/* This thread's share of y[M, N] = x[M, K] Wp + b over the packed panels
+ * (whole panels per thread), optionally GELU'd. Rows go in blocks whose x
+ * stays in L2 (~512 KiB) while this thread's panels stream past, and the GELU
+ * runs on each block while it is still in cache. */
+static void dense_packed(const float *x, int M, int K, const float *wp, const float *b, int N, float *y, int gelu,
+                         int ti, int nt) {
+#ifdef BERT_X86
+    const int np = (N + PN - 1) / PN, per = (np + nt - 1) / nt;
+    const int p0 = ti * per, p1 = p0 + per > np ? np : p0 + per;
+    if (p0 >= p1) return;
+    int mb = (int)(((size_t)512 << 10) / ((size_t)K * sizeof(float))) & ~7;
+    if (mb < 8) mb = 8;
+    const int n0 = p0 * PN, n1 = p1 * PN > N ? N : p1 * PN;
+    for (int m0 = 0; m0 < M; m0 += mb) {
+        const int rows = M - m0 < mb ? M - m0 : mb;
+        for (int p = p0; p < p1; p++) {
+            const int c0 = p * PN, nc = N - c0 < PN ? N - c0 : PN;
+            panel_rows(x + (size_t)m0 * K, K, rows, K, wp + (size_t)p * K * PN, b ? b + c0 : NULL,
+                       y + (size_t)m0 * N + c0, N, nc);
+        }
+        if (gelu)
+            for (int i = m0; i < m0 + rows; i++) blipc__bert_gelu(y + (size_t)i * N + n0, (size_t)(n1 - n0));
+    }
+#else
+    (void)x, (void)M, (void)K, (void)wp, (void)b, (void)N, (void)y, (void)gelu, (void)ti, (void)nt;
+#endif
+}
+
+#ifdef BERT_X86
+/* exp(x) for x <= 0 (scores minus their row maximum): n = round(x log2 e),
+ * r = x - n ln2 (two-part ln2), degree-7 Taylor polynomial on |r| <= ln2/2
+ * (relative error ~1e-8 before rounding), times 2^n with scalef. Below -100
+ * (and -inf: masked keys) the result is exactly 0. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512 exp_neg512(__m512 x) {
+    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-100.0f), _CMP_GE_OQ);
+    x = _mm512_max_ps(x, _mm512_set1_ps(-100.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x); /* ln2 = 0.693359375 - 2.12194440e-4 */
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
+}
+
+/* attn_head for AVX-512 and dh a multiple of 16: blocks of AQ = 8 query rows
+ * x 32 keys in Q.K^T and 8 rows x 32 dims in P.V (16 accumulators, each
+ * loaded vector used 8 times); the scale is folded into Q; the softmax
+ * normalisation is applied to the 8 x dh outputs instead of the 8 x nk
+ * probabilities. kt: [dh, nkp] with nkp = nk rounded up to 32; s: [8, nkp]. */
+#define AQ 8
+__attribute__((target("avx512f"))) static void attn_head512(const float *qkv, int T, int nk, int D, int dh, int h,
+                                                            float scale, const float *kbias, float *out, float *kt,
+                                                            float *s) {
+    const int ld = 3 * D;
+    const float *q = qkv + (size_t)h * dh, *k = qkv + D + (size_t)h * dh, *v = qkv + 2 * D + (size_t)h * dh;
+    const int nkp = (nk + 31) & ~31;
+    for (int j = 0; j < nk; j++) {
+        const float *kr = k + (size_t)j * ld;
+        for (int d = 0; d < dh; d++) kt[(size_t)d * nkp + j] = kr[d];
+    }
+    for (int d = 0; d < dh; d++)
+        for (int j = nk; j < nkp; j++) kt[(size_t)d * nkp + j] = 0.0f;
+    float qb[AQ][256] __attribute__((aligned(64)));
+    float inv[AQ];
+    for (int i0 = 0; i0 < T; i0 += AQ) {
+        const int nq = T - i0 < AQ ? T - i0 : AQ;
+        for (int ii = 0; ii < AQ; ii++)
+            for (int d = 0; d < dh; d++) qb[ii][d] = ii < nq ? q[(size_t)(i0 + ii) * ld + d] * scale : 0.0f;
+        /* scores S[8, nkp] = (scale Q) K^T */
+        for (int j0 = 0; j0 < nkp; j0 += 32) {
+            __m512 acc[AQ][2];
+#pragma GCC unroll 8
+            for (int ii = 0; ii < AQ; ii++) acc[ii][0] = acc[ii][1] = _mm512_setzero_ps();
+            for (int d = 0; d < dh; d++) {
+                const float *kr = kt + (size_t)d * nkp + j0;
+                const __m512 k0 = _mm512_loadu_ps(kr), k1 = _mm512_loadu_ps(kr + 16);
+#pragma GCC unroll 8
+                for (int ii = 0; ii < AQ; ii++) {
+                    const __m512 qd = _mm512_set1_ps(qb[ii][d]);
+                    acc[ii][0] = _mm512_fmadd_ps(qd, k0, acc[ii][0]);
+                    acc[ii][1] = _mm512_fmadd_ps(qd, k1, acc[ii][1]);
+                }
+            }
+#pragma GCC unroll 8
+            for (int ii = 0; ii < AQ; ii++) {
+                _mm512_storeu_ps(s + (size_t)ii * nkp + j0, acc[ii][0]);
+                _mm512_storeu_ps(s + (size_t)ii * nkp + j0 + 16, acc[ii][1]);
+            }
+        }
+        /* softmax numerators over the nk real keys (keys >= nk: exp = 0) */
+        for (int ii = 0; ii < nq; ii++) {
+            float *sr = s + (size_t)ii * nkp;
+            __m512 mx = _mm512_set1_ps(-INFINITY);
+            for (int j = 0; j < nkp; j += 16) {
+                const int left = nk - j;
+                const __mmask16 mk = left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? 0 : (__mmask16)((1u << left) - 1);
+                /* kbias: 0, or -inf for a padding key before the last real one */
+                __m512 x = _mm512_mask_add_ps(_mm512_set1_ps(-INFINITY), mk, _mm512_maskz_loadu_ps(mk, sr + j),
+                                              _mm512_maskz_loadu_ps(mk, kbias + j));
+                _mm512_storeu_ps(sr + j, x);
+                mx = _mm512_max_ps(mx, x);
+            }
+            const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+            __m512 sum = _mm512_setzero_ps();
+            for (int j = 0; j < nkp; j += 16) {
+                const __m512 ex = exp_neg512(_mm512_sub_ps(_mm512_loadu_ps(sr + j), m));
+                _mm512_storeu_ps(sr + j, ex);
+                sum = _mm512_add_ps(sum, ex);
+            }
+            inv[ii] = 1.0f / _mm512_reduce_add_ps(sum);
+        }
+        /* out rows = (P V) / row sums, 32 dims at a time */
+        for (int d0 = 0; d0 < dh; d0 += 32) {
+            const int two = dh - d0 >= 32;
+            __m512 acc[AQ][2];
+#pragma GCC unroll 8
+            for (int ii = 0; ii < AQ; ii++) acc[ii][0] = acc[ii][1] = _mm512_setzero_ps();
+            for (int j = 0; j < nk; j++) {
+                const float *vj = v + (size_t)j * ld + d0;
+                const __m512 v0 = _mm512_loadu_ps(vj), v1 = two ? _mm512_loadu_ps(vj + 16) : _mm512_setzero_ps();
+#pragma GCC unroll 8
+                for (int ii = 0; ii < AQ; ii++) {
+                    const __m512 p = _mm512_set1_ps(s[(size_t)ii * nkp + j]);
+                    acc[ii][0] = _mm512_fmadd_ps(p, v0, acc[ii][0]);
+                    acc[ii][1] = _mm512_fmadd_ps(p, v1, acc[ii][1]);
+                }
+            }
+            for (int ii = 0; ii < nq; ii++) {
+                float *oi = out + (size_t)(i0 + ii) * D + (size_t)h * dh + d0;
+                const __m512 iv = _mm512_set1_ps(inv[ii]);
+                _mm512_storeu_ps(oi, _mm512_mul_ps(acc[ii][0], iv));
+                if (two) _mm512_storeu_ps(oi + 16, _mm512_mul_ps(acc[ii][1], iv));
+            }
+        }
+    }
+}
+#endif
+
+/* per-thread attention scratch: K^T [dh, Tp] + scores [AT_ROWS, Tp], Tp = T rounded up to 32 */
+#define AT_ROWS 8
+static size_t attn_tp(int T) { return (size_t)(T + 31) / 32 * 32; }
+
 typedef struct attn_job {
     const float *qkv, *kbias;
     float *out, *scratch;
     int B, T, D, H, dh;
     float scale;
+    int isa; /* blipc__cpu_isa() */
 } attn_job;
 
 static void attn_part(void *arg, int ti, int nt) {
     attn_job *j = arg;
     int tasks = j->B * j->H;
-    const size_t Tp = (size_t)(j->T + AT_KB - 1) / AT_KB * AT_KB;
-    float *kt = j->scratch + (size_t)ti * ((size_t)j->dh * Tp + AT_QB * Tp), *s = kt + (size_t)j->dh * Tp;
+    const size_t Tp = attn_tp(j->T);
+    float *kt = j->scratch + (size_t)ti * ((size_t)j->dh * Tp + AT_ROWS * Tp), *s = kt + (size_t)j->dh * Tp;
     for (int t = ti; t < tasks; t += nt) {
         int b = t / j->H, h = t % j->H;
         const float *kb = j->kbias + (size_t)b * j->T;
@@ -280,6 +560,12 @@ static void attn_part(void *arg, int ti, int nt) {
             for (int i = 0; i < j->T; i++) memset(o + (size_t)i * j->D + (size_t)h * j->dh, 0, (size_t)j->dh * sizeof(float));
             continue;
         }
+#ifdef BERT_X86
+        if (j->isa == 2 && j->dh % 16 == 0) {
+            attn_head512(j->qkv + (size_t)b * j->T * 3 * j->D, j->T, nk, j->D, j->dh, h, j->scale, kb, o, kt, s);
+            continue;
+        }
+#endif
         attn_head(j->qkv + (size_t)b * j->T * 3 * j->D, j->T, nk, j->D, j->dh, h, j->scale, kb, o, kt, s);
     }
 }
@@ -304,6 +590,7 @@ typedef struct fwd_ctx {
     float scale;
     blipc_bert_prof *prof;
     int nt;                  /* threads in the team */
+    int isa;                 /* blipc__cpu_isa() */
     pthread_barrier_t bar;
 } fwd_ctx;
 
@@ -311,16 +598,28 @@ static void team_sync(fwd_ctx *c) {
     if (c->nt > 1) pthread_barrier_wait(&c->bar);
 }
 
-/* y[:, cols of thread ti] = x W^T (+ b), optionally GELU'd; columns split in multiples of 16 */
-static void dense_part(const float *x, int M, int K, const float *W, const float *b, int N, float *y, int gelu, int ti,
-                       int nt) {
+/* y[:, cols of thread ti] = x W^T (+ b), optionally GELU'd: the packed panel
+ * kernel when Wp is set, else sgemm / gemm_small (blipc__linear) on a share of
+ * columns in multiples of 16 (with GELU, the bias is added in the GELU pass
+ * instead of being copied into y for sgemm's beta = 1). */
+static void dense_part(const float *x, int M, int K, const float *W, const float *Wp, const float *b, int N, float *y,
+                       int gelu, int ti, int nt) {
+    if (Wp) {
+        dense_packed(x, M, K, Wp, b, N, y, gelu, ti, nt);
+        return;
+    }
     int per = (N + nt - 1) / nt;
     per = (per + 15) / 16 * 16;
     int n0 = ti * per, n1 = n0 + per > N ? N : n0 + per;
     if (n0 >= n1) return;
-    blipc__linear(x, M, K, 0, W + (size_t)n0 * K, b ? b + n0 : NULL, n1 - n0, y + n0, N);
+    blipc__linear(x, M, K, 0, W + (size_t)n0 * K, b && !gelu ? b + n0 : NULL, n1 - n0, y + n0, N);
     if (gelu)
-        for (int i = 0; i < M; i++) blipc__bert_gelu(y + (size_t)i * N + n0, (size_t)(n1 - n0));
+        for (int i = 0; i < M; i++) {
+            float *yr = y + (size_t)i * N + n0;
+            if (b)
+                for (int n = 0; n < n1 - n0; n++) yr[n] += b[n0 + n];
+            blipc__bert_gelu(yr, (size_t)(n1 - n0));
+        }
 }
 
 static void rows_range(int M, int ti, int nt, int *lo, int *hi) {
@@ -348,21 +647,21 @@ static void team_main(fwd_ctx *c, int ti) {
     rows_range(BT, ti, nt, &r0, &r1);
     for (int l = 0; l < w->L; l++) {
         const blipc_bert_layer *ly = &w->layer[l];
-        dense_part(c->x, BT, D, ly->qkv_w, ly->qkv_b, 3 * D, c->qkv, 0, ti, nt);
+        dense_part(c->x, BT, D, ly->qkv_w, ly->qkv_p, ly->qkv_b, 3 * D, c->qkv, 0, ti, nt);
         LAP(t_dense);
-        attn_job aj = {c->qkv, c->kbias, c->tmp, c->ascr, c->B, c->T, D, H, dh, c->scale};
+        attn_job aj = {c->qkv, c->kbias, c->tmp, c->ascr, c->B, c->T, D, H, dh, c->scale, c->isa};
         attn_part(&aj, ti, nt);
         LAP(t_attn);
         /* x = LN(x + dense(ctx) + b): dense into qkv (free now) */
-        dense_part(c->tmp, BT, D, ly->attn_out_w, NULL, D, c->qkv, 0, ti, nt);
+        dense_part(c->tmp, BT, D, ly->attn_out_w, ly->attn_out_p, NULL, D, c->qkv, 0, ti, nt);
         LAP(t_dense);
         residual_layernorm(c->x + (size_t)r0 * D, c->qkv + (size_t)r0 * D, ly->attn_out_b, ly->ln1_g, ly->ln1_b,
                            r1 - r0, D, w->eps);
         LAP(t_norm);
         /* x = LN(x + W2 gelu(W1 x + b1) + b2) */
-        dense_part(c->x, BT, D, ly->ffn_in_w, ly->ffn_in_b, F, c->hid, 1, ti, nt);
+        dense_part(c->x, BT, D, ly->ffn_in_w, ly->ffn_in_p, ly->ffn_in_b, F, c->hid, 1, ti, nt);
         LAP(t_dense); /* includes the GELU of each thread's columns */
-        dense_part(c->hid, BT, F, ly->ffn_out_w, NULL, D, c->tmp, 0, ti, nt);
+        dense_part(c->hid, BT, F, ly->ffn_out_w, ly->ffn_out_p, NULL, D, c->tmp, 0, ti, nt);
         LAP(t_dense);
         residual_layernorm(c->x + (size_t)r0 * D, c->tmp + (size_t)r0 * D, ly->ffn_out_b, ly->ln2_g, ly->ln2_b,
                            r1 - r0, D, w->eps);
@@ -430,7 +729,7 @@ size_t blipc__bert_scratch_bytes(const blipc_bert_weights *w, int B, int T, int 
                 + BT * D      /* ctx / tmp */
                 + BT * F      /* ffn hidden */
                 + BT          /* key bias */
-                + (size_t)n_threads * (dh + AT_QB) * ((size_t)(T + AT_KB - 1) / AT_KB * AT_KB);
+                + (size_t)n_threads * (dh + AT_ROWS) * attn_tp(T);
     return fl * sizeof(float) + 8 * 64; /* + alignment */
 }
 
@@ -453,8 +752,7 @@ blipc_status blipc__bert_forward(const blipc_bert_weights *w, const int32_t *ids
     float *tmp = blipc__arena_alloc(a, BT * D * sizeof(float));
     float *hid = blipc__arena_alloc(a, BT * F * sizeof(float));
     float *kbias = blipc__arena_alloc(a, BT * sizeof(float));
-    float *ascr = blipc__arena_alloc(a, (size_t)n_threads * ((size_t)dh + AT_QB) *
-                                             ((size_t)(T + AT_KB - 1) / AT_KB * AT_KB) * sizeof(float));
+    float *ascr = blipc__arena_alloc(a, (size_t)n_threads * ((size_t)dh + AT_ROWS) * attn_tp(T) * sizeof(float));
     if (!x || !qkv || !tmp || !hid || !kbias || !ascr) {
         blipc__arena_reset(a, mark);
         return blipc__errf(e, BLIPC_ERR_LIMIT, "BERT forward: batch %d x %d tokens does not fit the activation arena (%zu bytes)",
@@ -472,7 +770,7 @@ blipc_status blipc__bert_forward(const blipc_bert_weights *w, const int32_t *ids
     residual_layernorm(x, NULL, NULL, w->emb_ln_g, w->emb_ln_b, (int)BT, D, w->eps);
     if (prof) prof->t_embed += now() - t0;
 
-    fwd_ctx c = {w, x, qkv, tmp, hid, kbias, ascr, B, T, 1.0f / sqrtf((float)dh), prof, 1, .bar = {{0}}};
+    fwd_ctx c = {w, x, qkv, tmp, hid, kbias, ascr, B, T, 1.0f / sqrtf((float)dh), prof, 1, blipc__cpu_isa(), .bar = {{0}}};
     run_team(&c, n_threads);
     if (prof) {
         prof->dense_flops += 2.0 * (double)BT * w->L * ((double)4 * D * D + 2.0 * D * F);

@@ -4,7 +4,8 @@
  *
  * Weights come from a safetensors reader by their HF names (bare BertModel keys
  * as sentence-transformers saves them, or with a "bert." prefix). F32 tensors are
- * used in place from the mapping; the only copy made is the fused Q|K|V matrix. */
+ * used in place from the mapping; copies made: the fused Q|K|V matrix, and on
+ * AVX-512 CPUs every linear weight repacked into column panels (blipc__bert_pack). */
 #ifndef BLIPC_NN_BERT_H
 #define BLIPC_NN_BERT_H
 
@@ -30,7 +31,13 @@ typedef struct blipc_bert_layer {
     const float *ffn_out_b; /* [D]    output.dense.bias */
     const float *ln2_g;    /* [D]     output.LayerNorm.weight */
     const float *ln2_b;    /* [D]     output.LayerNorm.bias */
+    /* the same four linear weights repacked by blipc__bert_pack (NULL when not
+     * packed): panels of BLIPC_BERT_PANEL output columns, [ceil(N/P)][K][P],
+     * the last panel zero-padded */
+    const float *qkv_p, *attn_out_p, *ffn_in_p, *ffn_out_p;
 } blipc_bert_layer;
+
+#define BLIPC_BERT_PANEL 48
 
 typedef struct blipc_bert_weights {
     int D, H, F, L, V, P;  /* hidden, heads, intermediate, layers, vocab, positions */
@@ -42,6 +49,7 @@ typedef struct blipc_bert_weights {
     const float *emb_ln_b; /* [D]     embeddings.LayerNorm.bias */
     blipc_bert_layer *layer; /* [L] */
     float *qkv_buf;        /* owned: [L, 3D, D] + [L, 3D] fused Q|K|V weights and biases */
+    float *pack_buf;       /* owned: the packed panels of every layer (NULL when not packed) */
 } blipc_bert_weights;
 
 /* Load from a reader (which must outlive the weights). Shapes are checked
@@ -49,6 +57,14 @@ typedef struct blipc_bert_weights {
 blipc_status blipc__bert_load(blipc_safetensors *st, const blipc_bert_config *cfg, blipc_bert_weights *w,
                               blipc_err *e);
 void blipc__bert_free(blipc_bert_weights *w);
+
+/* Repack the linear weights into column panels for forward()'s own AVX-512
+ * kernel (every row of a batch then takes the same kernel whatever the batch
+ * size: a text's vector does not depend on its batch). Called by
+ * blipc__bert_load; a no-op returning BLIPC_OK on CPUs without AVX-512F (the
+ * forward then uses sgemm / gemm_small). Also for weights built by hand (bench,
+ * tests): the layer's weight pointers must be set. */
+blipc_status blipc__bert_pack(blipc_bert_weights *w, blipc_err *e);
 
 /* Arena bytes forward() needs for a batch of B sequences of T tokens using
  * n_threads threads (the attention keeps one T x T score block per thread). */
