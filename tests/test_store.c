@@ -871,6 +871,13 @@ TEST(vector_sidecar_is_used_only_while_current) {
     check_knn(r, vecs, ids, N + 1, DIM, q, K, "no sidecar");
     blipc_index_close(r);
     CHECK(!file_exists(side));
+    /* not a regular file (a FIFO: opening it must not block) -> ignored */
+    CHECK(mkfifo(side, 0600) == 0);
+    r = open_ro(path);
+    if (!r) return;
+    check_knn(r, vecs, ids, N + 1, DIM, q, K, "FIFO sidecar");
+    blipc_index_close(r);
+    unlink(side);
 
     /* set_path keeps the vectors (and the stamp); delete changes both */
     CHECK_STATUS(blipc_index_set_path(w, ids[3], "/moved/3.jpg", 1), BLIPC_OK, blipc_index_errmsg(w));

@@ -84,7 +84,7 @@ static const char *sidecar_check(int fd, int dim, const char *stamp, sidecar_lay
 static int sidecar_map(blipc__store *s, blipc__index_ctx *ctx, int dim, const char *stamp, blipc__vcache *v) {
     char path[4200];
     if (sidecar_path(s, path, sizeof path) != 0) return 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         blipc__logf(&ctx->log, BLIPC_LOG_DEBUG, "index store %s: no vector sidecar %s (%s): loading from SQLite",
                     s->path, path, strerror(errno));
@@ -280,7 +280,7 @@ blipc_status blipc__store_sidecar_sync(blipc__store *s, blipc__index_ctx *ctx) {
     blipc_status bs = blipc__store_vcache_refresh(s, ctx);
     if (!bs && v->dim > 0 && v->stamp[0]) {
         char path[4200];
-        int fd = sidecar_path(s, path, sizeof path) == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+        int fd = sidecar_path(s, path, sizeof path) == 0 ? open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK) : -1;
         sidecar_layout l;
         uint64_t n;
         int current = fd >= 0 && !sidecar_check(fd, v->dim, v->stamp, &l, &n);
