@@ -186,6 +186,30 @@ TEST(gemm_small_decode_shapes_all_m) {
     free(W), free(bias), free(Wh), free(Wr), free(x), free(y);
 }
 
+/* 17..64 rows with f32 weights: the transposed-x kernel (a prefill), strided x and y */
+TEST(gemm_small_prefill_rows_transposed) {
+    int Ms[] = {17, 33, 48, 64}, K = 2563, N = 45, ldx = K + 3, ldy = N + 2;
+    float *W = rand_vec((size_t)N * K, 0.05f), *x = rand_vec((size_t)64 * ldx, 1.0f), *bias = rand_vec(N, 1.0f);
+    float *y = malloc(sizeof(float) * (size_t)65 * ldy);
+    for (unsigned mi = 0; mi < sizeof Ms / sizeof Ms[0]; mi++) {
+        int M = Ms[mi];
+        for (size_t i = 0; i < (size_t)65 * ldy; i++) y[i] = 9.0f;
+        blipc__gemm_small(x, M, K, ldx, W, 0, mi & 1 ? bias : NULL, N, y, ldy, 2, -1);
+        double worst = 0;
+        for (int m = 0; m < M; m++)
+            for (int n = 0; n < N; n++) {
+                double sum = mi & 1 ? bias[n] : 0;
+                for (int k = 0; k < K; k++) sum += (double)x[(size_t)m * ldx + k] * W[(size_t)n * K + k];
+                double e = fabs(y[(size_t)m * ldy + n] - sum);
+                if (e > worst) worst = e;
+            }
+        CHECKF(worst < 2e-4, "M %d: %g", M, worst);
+        CHECK(y[(size_t)M * ldy] == 9.0f);
+        CHECK(y[(size_t)(M - 1) * ldy + N] == 9.0f);
+    }
+    free(W), free(x), free(bias), free(y);
+}
+
 /* many rows whose x exceeds L2: the kernel takes them in chunks (a batched prefill) */
 TEST(gemm_small_many_rows_chunked) {
     int M = 70, K = 8192 + 5, N = 37;
@@ -219,6 +243,7 @@ int main(void) {
     RUN(gelu_large_block_matches_erf);
     RUN(layernorm_large_block_matches_reference);
     RUN(gemm_small_decode_shapes_all_m);
+    RUN(gemm_small_prefill_rows_transposed);
     RUN(gemm_small_many_rows_chunked);
     return th_finish();
 }

@@ -7,6 +7,7 @@
 #include "gemm_small.h"
 #include "threads.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -24,6 +25,8 @@ typedef struct sm_job {
     float *y;
     int ldy;
     int isa; /* 2 = avx512, 1 = avx2, 0 = scalar */
+    const float *xT; /* f32, 16 < M <= 64: x transposed [K][MP] (MP = M rounded up to 16), else NULL */
+    int MP;
 } sm_job;
 
 static inline float w_at(const sm_job *j, size_t idx) {
@@ -220,6 +223,69 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const sm_job *j, int n
 }
 #endif
 
+#ifdef BLIPC_X86
+/* 17..64 rows, f32 weights: vectorised over the rows instead of over k, so no
+ * horizontal sums. xT[k][0..MP) holds column k of x; a block of NR weight rows
+ * x MC row-vectors accumulates bcast(W[n][k]) * xT[k] (NR * MC <= 24). Each
+ * weight element is read once (a scalar broadcast), x^T streams from L2. */
+__attribute__((target("avx512f"), always_inline)) static inline void xt_blk(const sm_job *j, int n, int NR, int MC) {
+    const int K = j->K, MP = j->MP;
+    __m512 acc[8][4];
+#pragma GCC unroll 8
+    for (int r = 0; r < 8; r++)
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
+    const float *w0 = (const float *)j->W + (size_t)n * K;
+    for (int k = 0; k < K; k++) {
+        const float *xk = j->xT + (size_t)k * MP;
+        __m512 xv[4];
+#pragma GCC unroll 4
+        for (int c = 0; c < MC && c < 4; c++) xv[c] = _mm512_load_ps(xk + 16 * c);
+        if ((k & 15) == 0)
+#pragma GCC unroll 8
+            for (int r = 0; r < NR && r < 8; r++) _mm_prefetch((const char *)(w0 + (size_t)r * K + k + SM_PF), _MM_HINT_T0);
+#pragma GCC unroll 8
+        for (int r = 0; r < NR && r < 8; r++) {
+            __m512 w = _mm512_set1_ps(w0[(size_t)r * K + k]);
+#pragma GCC unroll 4
+            for (int c = 0; c < MC && c < 4; c++) acc[r][c] = _mm512_fmadd_ps(w, xv[c], acc[r][c]);
+        }
+    }
+    /* scatter: y[m][n + r] = acc[r][m / 16][m % 16] + b */
+    float tmp[64] __attribute__((aligned(64)));
+#pragma GCC unroll 8
+    for (int r = 0; r < NR && r < 8; r++) {
+#pragma GCC unroll 4
+        for (int c = 0; c < MC && c < 4; c++) _mm512_store_ps(tmp + 16 * c, acc[r][c]);
+        float bias = j->b ? j->b[n + r] : 0.0f;
+        for (int m = 0; m < j->M; m++) j->y[(size_t)m * j->ldy + n + r] = tmp[m] + bias;
+    }
+}
+
+#define XT_NR(MC_, NRMAX)                                                 \
+    for (int n = n0; n < n1; n += NRMAX) {                                \
+        int NR = n1 - n < NRMAX ? n1 - n : NRMAX;                         \
+        switch (NR) {                                                     \
+        case 8: xt_blk(j, n, 8, MC_); break;                              \
+        case 7: xt_blk(j, n, 7, MC_); break;                              \
+        case 6: xt_blk(j, n, 6, MC_); break;                              \
+        case 5: xt_blk(j, n, 5, MC_); break;                              \
+        case 4: xt_blk(j, n, 4, MC_); break;                              \
+        case 3: xt_blk(j, n, 3, MC_); break;                              \
+        case 2: xt_blk(j, n, 2, MC_); break;                              \
+        default: xt_blk(j, n, 1, MC_); break;                             \
+        }                                                                 \
+    }
+
+__attribute__((target("avx512f"))) static void rows_xt_avx512(const sm_job *j, int n0, int n1) {
+    switch (j->MP / 16) {
+    case 2: XT_NR(2, 8) break;
+    case 3: XT_NR(3, 8) break;
+    default: XT_NR(4, 6) break;
+    }
+}
+#endif
+
 static void sm_part(void *arg, int i, int n) {
     const sm_job *j = arg;
     /* split output rows in blocks of 16 so threads touch disjoint cache lines of y */
@@ -229,6 +295,10 @@ static void sm_part(void *arg, int i, int n) {
     if (n1 > j->N) n1 = j->N;
     if (n0 >= n1) return;
 #ifdef BLIPC_X86
+    if (j->isa == 2 && j->xT) {
+        rows_xt_avx512(j, n0, n1);
+        return;
+    }
     if (j->isa == 2) {
         rows_avx512(j, n0, n1);
         return;
@@ -254,9 +324,28 @@ int blipc__cpu_isa(void) {
 void blipc__gemm_small(const float *x, int M, int K, int ldx, const void *W, int w_is_bf16, const float *b, int N,
                        float *y, int ldy, int n_threads, int isa) {
     if (M <= 0 || N <= 0) return;
-    sm_job j = {x, M, K, ldx > 0 ? ldx : K, W, w_is_bf16, b, N, y, ldy > 0 ? ldy : N, isa < 0 ? blipc__cpu_isa() : isa};
+    sm_job j = {x, M, K, ldx > 0 ? ldx : K, W, w_is_bf16, b, N, y, ldy > 0 ? ldy : N, isa < 0 ? blipc__cpu_isa() : isa,
+                NULL, 0};
     if (n_threads < 1) n_threads = 1;
     if ((size_t)N * K < 65536) n_threads = 1; /* too small to be worth a thread */
+    if (j.isa == 2 && !w_is_bf16 && M > 16 && M <= 64 && (size_t)K * (size_t)((M + 15) & ~15) * 4 <= ((size_t)2 << 20)) {
+        /* f32 weights, 17..64 rows (a prefill): the transposed-x kernel; if its
+         * buffer cannot be had, the row kernel below does the same work */
+        int MP = (M + 15) & ~15;
+        float *xT = NULL;
+        if (posix_memalign((void **)&xT, 64, (size_t)K * MP * sizeof(float)) == 0) {
+            for (int k = 0; k < K; k++) {
+                float *d = xT + (size_t)k * MP;
+                for (int m = 0; m < M; m++) d[m] = x[(size_t)m * j.ldx + k];
+                for (int m = M; m < MP; m++) d[m] = 0.0f;
+            }
+            j.xT = xT;
+            j.MP = MP;
+            blipc__parallel_for(n_threads, sm_part, &j);
+            free(xT);
+            return;
+        }
+    }
     /* Many rows whose x would not stay in L2: take them in chunks of ~1 MiB of
      * x (at least 64 rows) while the weights stream past. Each chunk is one
      * more pass over W: a win when W sits in cache (1.3x at 264 rows), a loss
