@@ -171,7 +171,8 @@ BLIPC_INDEX_API blipc_status blipc_index_put_status(const blipc_index *ix, size_
 BLIPC_INDEX_API const char *blipc_index_put_error(const blipc_index *ix, size_t i);
 
 /* Make everything put so far visible to searches (OpenSearch: _refresh; store:
- * WAL checkpoint, writes are visible at commit anyway). */
+ * WAL checkpoint, writes are visible at commit anyway; also rewrites the store's
+ * vector sidecar when stale, see docs/index.md). */
 BLIPC_INDEX_API blipc_status blipc_index_flush(blipc_index *ix);
 
 /* Fetch a document by id. *doc = NULL (and BLIPC_OK) when absent. The document
