@@ -259,6 +259,37 @@ TEST(bert_forward_matches_kernel_reference_dh32) {
             CHECK_STATUS(blipc__bert_forward(&w, ids + T, mask + T, 1, 20, 2, &a, &one, NULL, &e), BLIPC_OK, e.msg);
             if (one) CHECK(memcmp(one, first + (size_t)T * D, (size_t)20 * D * sizeof(float)) == 0);
         }
+        if (hs) {
+            /* 2 x 32 tokens = 64 rows: with 2 threads the few-row mode (4 barriers per
+             * layer, attention and LayerNorm in every thread); 1 thread: the other mode */
+            int32_t ids2[64], mask2[64];
+            for (int i = 0; i < 64; i++) {
+                ids2[i] = ids[(i / 32) * T + i % 32];
+                mask2[i] = mask[(i / 32) * T + i % 32];
+            }
+            float *r1 = NULL, *r2 = NULL;
+            blipc_arena a1, a2;
+            CHECK_STATUS(blipc__arena_init(&a1, blipc__bert_scratch_bytes(&w, 2, 32, 1), &e), BLIPC_OK, e.msg);
+            CHECK_STATUS(blipc__arena_init(&a2, blipc__bert_scratch_bytes(&w, 2, 32, 2), &e), BLIPC_OK, e.msg);
+            CHECK_STATUS(blipc__bert_forward(&w, ids2, mask2, 2, 32, 1, &a1, &r1, NULL, &e), BLIPC_OK, e.msg);
+            CHECK_STATUS(blipc__bert_forward(&w, ids2, mask2, 2, 32, 2, &a2, &r2, NULL, &e), BLIPC_OK, e.msg);
+            float *ref2 = malloc((size_t)64 * D * sizeof(float));
+            reference_forward(&w, ids2, mask2, 2, 32, ref2);
+            double d1 = 0, d2 = 0;
+            for (int i = 0; r1 && r2 && i < 64; i++) {
+                if (!mask2[i]) continue;
+                double u = th_max_abs_diff(r1 + (size_t)i * D, ref2 + (size_t)i * D, (size_t)D);
+                double v = th_max_abs_diff(r2 + (size_t)i * D, ref2 + (size_t)i * D, (size_t)D);
+                d1 = u > d1 ? u : d1;
+                d2 = v > d2 ? v : d2;
+            }
+            fprintf(stderr, "  2 x 32: max abs diff vs reference %.3g (1 thread) %.3g (2 threads, few-row mode)\n", d1, d2);
+            CHECKF(d1 <= 2e-5 && d2 <= 2e-5, "2 x 32 vs reference: %.3g / %.3g", d1, d2);
+            if (r1 && r2 && w.pack_buf) CHECK(memcmp(r1, r2, (size_t)64 * D * sizeof(float)) == 0);
+            free(ref2);
+            blipc__arena_free(&a1);
+            blipc__arena_free(&a2);
+        }
         blipc__arena_free(&a);
     }
     free(first);

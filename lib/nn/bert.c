@@ -244,16 +244,19 @@ void blipc__bert_gelu(float *x, size_t n) {
     gelu_generic(x, n);
 }
 
-/* Rows of x[M, D] <- LayerNorm(x + r + b) (r, b may be NULL), in float with 16
- * independent partial sums per row so the compiler can vectorise the
- * reductions (no -ffast-math needed); two-pass mean / variance. */
-BLIPC_CLONES static void residual_layernorm(float *x, const float *r, const float *b, const float *g,
+/* Rows of y[M, D] <- LayerNorm(x + r + b) (r, b may be NULL; y may be x), in
+ * float with 16 independent partial sums per row so the compiler can vectorise
+ * the reductions (no -ffast-math needed); two-pass mean / variance. */
+BLIPC_CLONES static void residual_layernorm(float *y, const float *x, const float *r, const float *b, const float *g,
                                             const float *beta, int M, int D, float eps) {
     for (int i = 0; i < M; i++) {
-        float *xr = x + (size_t)i * D;
+        float *xr = y + (size_t)i * D;
+        const float *xin = x + (size_t)i * D;
         if (r) {
             const float *rr = r + (size_t)i * D;
-            for (int d = 0; d < D; d++) xr[d] += rr[d] + b[d];
+            for (int d = 0; d < D; d++) xr[d] = xin[d] + (rr[d] + b[d]);
+        } else if (xr != xin) {
+            memcpy(xr, xin, (size_t)D * sizeof(float));
         }
         float acc[16] = {0};
         int d = 0;
@@ -627,6 +630,7 @@ static double now(void) {
 typedef struct fwd_ctx {
     const blipc_bert_weights *w;
     float *x, *qkv, *tmp, *hid, *kbias, *ascr;
+    float *x2, *priv;        /* few-row mode only (else NULL): second residual buffer, per-thread [2, M, D] */
     int B, T;
     float scale;
     blipc_bert_prof *prof;
@@ -669,6 +673,62 @@ static void rows_range(int M, int ti, int nt, int *lo, int *hi) {
     *hi = *lo + per > M ? M : *lo + per;
 }
 
+/* Few rows (B*T <= FEW_ROWS, e.g. one short text): the phases are so short that
+ * the barriers cost more than the work between them. Each thread computes the
+ * attention of every head and the LayerNorms of every row itself (identical
+ * results in every thread, into its own buffers) and goes straight on to its
+ * columns of the next dense layer: 4 barriers per layer instead of 7. The
+ * residual stream alternates between x and x2 so that no thread writes rows
+ * another may still be reading. Same kernels, same per-row arithmetic as the
+ * other mode: the results are identical. */
+#define FEW_ROWS 64
+static void team_main_few(fwd_ctx *c, int ti, blipc_bert_prof *prof) {
+    const blipc_bert_weights *w = c->w;
+    const int D = w->D, F = w->F, H = w->H, dh = D / H, nt = c->nt;
+    const int M = c->B * c->T;
+    double t0 = prof ? now() : 0, t1;
+#define LAPX(field, sync)             \
+    do {                              \
+        if (sync) team_sync(c);       \
+        if (prof) {                   \
+            t1 = now();               \
+            prof->field += t1 - t0;   \
+            t0 = t1;                  \
+        }                             \
+    } while (0)
+    int r0, r1;
+    rows_range(M, ti, nt, &r0, &r1);
+    float *xp = c->priv + (size_t)ti * 2 * M * D, *ctx = xp + (size_t)M * D;
+    const size_t aslot = ((size_t)dh + AT_ROWS) * attn_tp(c->T);
+    const float *xin = c->x; /* layer 0: the embeddings (read-only here) */
+    float *xa = c->x, *xb = c->x2;
+    for (int l = 0; l < w->L; l++) {
+        const blipc_bert_layer *ly = &w->layer[l];
+        dense_part(xin, M, D, ly->qkv_w, ly->qkv_p, ly->qkv_b, 3 * D, c->qkv, 0, ti, nt);
+        LAPX(t_dense, 1);
+        attn_job aj = {c->qkv, c->kbias, ctx, c->ascr + (size_t)ti * aslot, c->B, c->T, D, H, dh, c->scale, c->isa};
+        attn_part(&aj, 0, 1); /* every head, into this thread's ctx */
+        LAPX(t_attn, 0);
+        dense_part(ctx, M, D, ly->attn_out_w, ly->attn_out_p, NULL, D, c->tmp, 0, ti, nt);
+        LAPX(t_dense, 1);
+        /* x2 = LN(x + tmp + b): all rows into xp, this thread's rows also into x2 */
+        residual_layernorm(xp, xa, c->tmp, ly->attn_out_b, ly->ln1_g, ly->ln1_b, M, D, w->eps);
+        memcpy(xb + (size_t)r0 * D, xp + (size_t)r0 * D, (size_t)(r1 - r0) * D * sizeof(float));
+        LAPX(t_norm, 0);
+        dense_part(xp, M, D, ly->ffn_in_w, ly->ffn_in_p, ly->ffn_in_b, F, c->hid, 1, ti, nt);
+        LAPX(t_dense, 1);
+        dense_part(c->hid, M, F, ly->ffn_out_w, ly->ffn_out_p, NULL, D, c->tmp, 0, ti, nt);
+        LAPX(t_dense, 1);
+        /* x = LN(x2 + tmp + b) */
+        residual_layernorm(xp, xb, c->tmp, ly->ffn_out_b, ly->ln2_g, ly->ln2_b, M, D, w->eps);
+        memcpy(xa + (size_t)r0 * D, xp + (size_t)r0 * D, (size_t)(r1 - r0) * D * sizeof(float));
+        LAPX(t_norm, 0);
+        xin = xp;
+    }
+#undef LAPX
+    /* the caller joins the team before reading x */
+}
+
 static void team_main(fwd_ctx *c, int ti) {
     const blipc_bert_weights *w = c->w;
     const int D = w->D, F = w->F, H = w->H, dh = D / H, nt = c->nt;
@@ -686,6 +746,10 @@ static void team_main(fwd_ctx *c, int ti) {
     } while (0)
     int r0, r1;
     rows_range(BT, ti, nt, &r0, &r1);
+    if (c->priv) {
+        team_main_few(c, ti, prof);
+        return;
+    }
     for (int l = 0; l < w->L; l++) {
         const blipc_bert_layer *ly = &w->layer[l];
         dense_part(c->x, BT, D, ly->qkv_w, ly->qkv_p, ly->qkv_b, 3 * D, c->qkv, 0, ti, nt);
@@ -696,7 +760,7 @@ static void team_main(fwd_ctx *c, int ti) {
         /* x = LN(x + dense(ctx) + b): dense into qkv (free now) */
         dense_part(c->tmp, BT, D, ly->attn_out_w, ly->attn_out_p, NULL, D, c->qkv, 0, ti, nt);
         LAP(t_dense);
-        residual_layernorm(c->x + (size_t)r0 * D, c->qkv + (size_t)r0 * D, ly->attn_out_b, ly->ln1_g, ly->ln1_b,
+        residual_layernorm(c->x + (size_t)r0 * D, c->x + (size_t)r0 * D, c->qkv + (size_t)r0 * D, ly->attn_out_b, ly->ln1_g, ly->ln1_b,
                            r1 - r0, D, w->eps);
         LAP(t_norm);
         /* x = LN(x + W2 gelu(W1 x + b1) + b2) */
@@ -704,7 +768,7 @@ static void team_main(fwd_ctx *c, int ti) {
         LAP(t_dense); /* includes the GELU of each thread's columns */
         dense_part(c->hid, BT, F, ly->ffn_out_w, ly->ffn_out_p, NULL, D, c->tmp, 0, ti, nt);
         LAP(t_dense);
-        residual_layernorm(c->x + (size_t)r0 * D, c->tmp + (size_t)r0 * D, ly->ffn_out_b, ly->ln2_g, ly->ln2_b,
+        residual_layernorm(c->x + (size_t)r0 * D, c->x + (size_t)r0 * D, c->tmp + (size_t)r0 * D, ly->ffn_out_b, ly->ln2_g, ly->ln2_b,
                            r1 - r0, D, w->eps);
         LAP(t_norm);
     }
@@ -771,7 +835,8 @@ size_t blipc__bert_scratch_bytes(const blipc_bert_weights *w, int B, int T, int 
                 + BT * F      /* ffn hidden */
                 + BT          /* key bias */
                 + (size_t)n_threads * (dh + AT_ROWS) * attn_tp(T);
-    return fl * sizeof(float) + 8 * 64; /* + alignment */
+    if (n_threads > 1 && BT <= FEW_ROWS) fl += (2 * (size_t)n_threads + 1) * BT * D; /* few-row mode */
+    return fl * sizeof(float) + 10 * 64; /* + alignment */
 }
 
 blipc_status blipc__bert_forward(const blipc_bert_weights *w, const int32_t *ids, const int32_t *mask, int B, int T,
@@ -799,6 +864,17 @@ blipc_status blipc__bert_forward(const blipc_bert_weights *w, const int32_t *ids
         return blipc__errf(e, BLIPC_ERR_LIMIT, "BERT forward: batch %d x %d tokens does not fit the activation arena (%zu bytes)",
                            B, T, a->cap);
     }
+    /* few-row mode when its buffers fit (optional: the other mode gives the same results) */
+    float *x2 = NULL, *priv = NULL;
+    if (n_threads > 1 && BT <= FEW_ROWS && BT * D >= 4096) {
+        size_t m2 = blipc__arena_mark(a);
+        x2 = blipc__arena_alloc(a, BT * D * sizeof(float));
+        priv = blipc__arena_alloc(a, 2 * (size_t)n_threads * BT * D * sizeof(float));
+        if (!x2 || !priv) {
+            blipc__arena_reset(a, m2);
+            x2 = priv = NULL;
+        }
+    }
     double t0 = prof ? now() : 0;
 
     /* embeddings: word + position + token_type[0], then LayerNorm */
@@ -808,10 +884,10 @@ blipc_status blipc__bert_forward(const blipc_bert_weights *w, const int32_t *ids
         for (int d = 0; d < D; d++) xr[d] = we[d] + pe[d] + w->type_emb[d];
         kbias[i] = mask && !mask[i] ? -INFINITY : 0.0f;
     }
-    residual_layernorm(x, NULL, NULL, w->emb_ln_g, w->emb_ln_b, (int)BT, D, w->eps);
+    residual_layernorm(x, x, NULL, NULL, w->emb_ln_g, w->emb_ln_b, (int)BT, D, w->eps);
     if (prof) prof->t_embed += now() - t0;
 
-    fwd_ctx c = {w, x, qkv, tmp, hid, kbias, ascr, B, T, 1.0f / sqrtf((float)dh), prof, 1, blipc__cpu_isa(), .bar = {{0}}};
+    fwd_ctx c = {w, x, qkv, tmp, hid, kbias, ascr, x2, priv, B, T, 1.0f / sqrtf((float)dh), prof, 1, blipc__cpu_isa(), .bar = {{0}}};
     run_team(&c, n_threads);
     if (prof) {
         prof->dense_flops += 2.0 * (double)BT * w->L * ((double)4 * D * D + 2.0 * D * F);
