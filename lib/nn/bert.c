@@ -376,7 +376,8 @@ BLIPC_CLONES static void attn_head(const float *qkv, int T, int nk, int D, int d
 __attribute__((target("avx512f"), always_inline)) static inline void panel_tile(const float *x, int ldx, const int MR,
                                                                                  int K, const float *wp,
                                                                                  const float *b, float *y, int ldy,
-                                                                                 int nc) {
+                                                                                 int nc, const int PF,
+                                                                                 const float *pf) {
     __m512 acc[8][3];
 #pragma GCC unroll 8
     for (int m = 0; m < 8; m++)
@@ -389,6 +390,12 @@ __attribute__((target("avx512f"), always_inline)) static inline void panel_tile(
     for (int k = 0; k < K; k++) {
         const float *wk = wp + (size_t)k * PN;
         const __m512 w0 = _mm512_load_ps(wk), w1 = _mm512_load_ps(wk + 16), w2 = _mm512_load_ps(wk + 32);
+        if (PF) { /* the same k row of the next panel, into L2 */
+            const float *pk = pf + (size_t)k * PN;
+            _mm_prefetch((const char *)pk, _MM_HINT_T1);
+            _mm_prefetch((const char *)(pk + 16), _MM_HINT_T1);
+            _mm_prefetch((const char *)(pk + 32), _MM_HINT_T1);
+        }
 #pragma GCC unroll 8
         for (int m = 0; m < MR; m++) {
             const __m512 xb = _mm512_set1_ps(xr[m][k]);
@@ -413,23 +420,36 @@ __attribute__((target("avx512f"), always_inline)) static inline void panel_tile(
             _mm512_mask_storeu_ps(y + (size_t)m * ldy + 16 * c, mk[c], _mm512_add_ps(acc[m][c], bv[c]));
 }
 
+/* All row tiles of one panel; the last one also prefetches `next` (the next
+ * panel this thread will read, or NULL) into L2, so that with few rows (batch
+ * 1) streaming the weights from memory overlaps with the FMAs of the tiles
+ * that find the panel in cache. */
+#define PANEL_TILE_CASES(PF_, pf_)                                              \
+    switch (mr) {                                                               \
+    case 8: panel_tile(xm, ldx, 8, K, wp, b, ym, ldy, nc, PF_, pf_); break;     \
+    case 7: panel_tile(xm, ldx, 7, K, wp, b, ym, ldy, nc, PF_, pf_); break;     \
+    case 6: panel_tile(xm, ldx, 6, K, wp, b, ym, ldy, nc, PF_, pf_); break;     \
+    case 5: panel_tile(xm, ldx, 5, K, wp, b, ym, ldy, nc, PF_, pf_); break;     \
+    case 4: panel_tile(xm, ldx, 4, K, wp, b, ym, ldy, nc, PF_, pf_); break;     \
+    case 3: panel_tile(xm, ldx, 3, K, wp, b, ym, ldy, nc, PF_, pf_); break;     \
+    case 2: panel_tile(xm, ldx, 2, K, wp, b, ym, ldy, nc, PF_, pf_); break;     \
+    default: panel_tile(xm, ldx, 1, K, wp, b, ym, ldy, nc, PF_, pf_); break;    \
+    }
 __attribute__((target("avx512f"))) static void panel_rows(const float *x, int ldx, int M, int K, const float *wp,
-                                                          const float *b, float *y, int ldy, int nc) {
+                                                          const float *b, float *y, int ldy, int nc,
+                                                          const float *next) {
     for (int m0 = 0; m0 < M; m0 += 8) {
         const float *xm = x + (size_t)m0 * ldx;
         float *ym = y + (size_t)m0 * ldy;
-        switch (M - m0 < 8 ? M - m0 : 8) {
-        case 8: panel_tile(xm, ldx, 8, K, wp, b, ym, ldy, nc); break;
-        case 7: panel_tile(xm, ldx, 7, K, wp, b, ym, ldy, nc); break;
-        case 6: panel_tile(xm, ldx, 6, K, wp, b, ym, ldy, nc); break;
-        case 5: panel_tile(xm, ldx, 5, K, wp, b, ym, ldy, nc); break;
-        case 4: panel_tile(xm, ldx, 4, K, wp, b, ym, ldy, nc); break;
-        case 3: panel_tile(xm, ldx, 3, K, wp, b, ym, ldy, nc); break;
-        case 2: panel_tile(xm, ldx, 2, K, wp, b, ym, ldy, nc); break;
-        default: panel_tile(xm, ldx, 1, K, wp, b, ym, ldy, nc); break;
+        const int mr = M - m0 < 8 ? M - m0 : 8;
+        if (next && m0 + 8 >= M) {
+            PANEL_TILE_CASES(1, next)
+        } else {
+            PANEL_TILE_CASES(0, NULL)
         }
     }
 }
+#undef PANEL_TILE_CASES
 #endif
 
 /* This thread's share of y[M, N] = x[M, K] Wp + b over the packed panels
@@ -450,7 +470,7 @@ static void dense_packed(const float *x, int M, int K, const float *wp, const fl
         for (int p = p0; p < p1; p++) {
             const int c0 = p * PN, nc = N - c0 < PN ? N - c0 : PN;
             panel_rows(x + (size_t)m0 * K, K, rows, K, wp + (size_t)p * K * PN, b ? b + c0 : NULL,
-                       y + (size_t)m0 * N + c0, N, nc);
+                       y + (size_t)m0 * N + c0, N, nc, p + 1 < p1 ? wp + (size_t)(p + 1) * K * PN : NULL);
         }
         if (gelu)
             for (int i = m0; i < m0 + rows; i++) blipc__bert_gelu(y + (size_t)i * N + n0, (size_t)(n1 - n0));
