@@ -206,17 +206,21 @@ int bench_embed_main(int argc, char **argv) {
         return 1;
     }
     blipc_err e;
+    double tp0 = bench_now();
     if (pack && blipc__bert_pack(&w, &e)) {
         fprintf(stderr, "blipc-bench embed: %s\n", e.msg);
         blipc__bert_free(&w);
         free(big);
         return 1;
     }
+    const double pack_ms = (bench_now() - tp0) * 1e3;
     printf("model: all-MiniLM-L12-v2 shapes (12 layers, hidden 384, 12 heads, FFN 1536, vocab 30522), random f32 "
-           "weights; encoder + mean pooling + L2; %d threads; >= %.1f s per case; linear weights %s\n\n",
+           "weights; encoder + mean pooling + L2; %d threads; >= %.1f s per case; linear weights %s",
            nt, seconds,
            w.pack_buf ? "packed (panel kernel)" : pack ? "unpacked (no AVX-512: sgemm / gemm_small)"
                                                      : "unpacked (--no-pack: sgemm / gemm_small)");
+    if (w.pack_buf) printf(" in %.0f ms (once, at load)", pack_ms);
+    printf("\n\n");
     if (!ncases) {
         static const int def[][2] = {{1, 16}, {32, 16}, {1, 128}, {32, 128}};
         for (; ncases < 4; ncases++) cases[ncases][0] = def[ncases][0], cases[ncases][1] = def[ncases][1];
