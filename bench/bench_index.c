@@ -23,27 +23,21 @@
 #include "bench_common.h"
 
 #include "blipc_index.h"
+#include "../tests/servers.h" /* the Python test servers as child processes */
 
 #include <cblas.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 int bench_index_main(int argc, char **argv);
-
-extern char **environ;
 
 #define DIM 384
 #define K 10
@@ -395,12 +389,6 @@ static int search_bench(const char *path, int nq, int with_text, const bench_lim
 
 /* ------------------------------------------------------------ OpenSearch */
 
-typedef struct os_server {
-    pid_t pid;
-    int in_fd;
-    char url[64];
-} os_server;
-
 static int file_readable(const char *p) { return access(p, R_OK) == 0; }
 
 /* --server, else $BLIPC_OS_SERVER, else tests/servers/... from the working
@@ -427,88 +415,13 @@ static int find_server(const char *given, char *out, size_t cap) {
     return -1;
 }
 
-static int os_start(os_server *s, const char *script, int lifetime_s) {
-    memset(s, 0, sizeof *s);
-    int in[2], out[2];
-    if (pipe2(in, O_CLOEXEC)) return -1;
-    if (pipe2(out, O_CLOEXEC)) {
-        close(in[0]);
-        close(in[1]);
-        return -1;
-    }
-    const char *py = getenv("BLIPC_PYTHON");
-    if (!py || !*py) py = "/usr/bin/python3";
-    char life[16];
-    snprintf(life, sizeof life, "%d", lifetime_s);
-    const char *argv[] = {py, script, "--lifetime", life, NULL};
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-    int rc = posix_spawn(&s->pid, py, &fa, NULL, (char *const *)argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(in[0]);
-    close(out[1]);
-    if (rc != 0) {
-        close(in[1]);
-        close(out[0]);
-        s->pid = 0;
-        return -1;
-    }
-    s->in_fd = in[1];
-    char line[32] = {0};
-    size_t n = 0;
-    struct pollfd pfd = {out[0], POLLIN, 0};
-    while (n < sizeof line - 1 && poll(&pfd, 1, 20000) > 0) {
-        ssize_t r = read(out[0], line + n, 1);
-        if (r <= 0 || line[n] == '\n') break;
-        n++;
-    }
-    close(out[0]);
-    int port = atoi(line);
-    if (port <= 0) return -1;
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%d", port);
-    return 0;
-}
-
-static void os_stop(os_server *s) {
-    if (s->pid <= 0) return;
-    close(s->in_fd); /* the server exits when its stdin closes */
-    for (int i = 0; i < 250; i++) {
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-            s->pid = 0;
-            return;
-        }
-        usleep(20000);
-    }
-    kill(s->pid, SIGTERM);
-    waitpid(s->pid, NULL, 0);
-    s->pid = 0;
-}
-
-typedef struct membuf {
-    char *p;
-    size_t n;
-} membuf;
-
-static size_t membuf_write(char *d, size_t sz, size_t nm, void *u) {
-    membuf *m = u;
-    char *q = realloc(m->p, m->n + sz * nm + 1);
-    if (!q) return 0;
-    m->p = q;
-    memcpy(m->p + m->n, d, sz * nm);
-    m->n += sz * nm;
-    m->p[m->n] = 0;
-    return sz * nm;
-}
-
 /* A call to the test server's control endpoints; returns the body (malloc'd) or NULL. */
-static char *os_control(const os_server *s, const char *method, const char *path, const char *body) {
+static char *os_control(const th_server *s, const char *method, const char *path, const char *body) {
     CURL *c = curl_easy_init();
     if (!c) return NULL;
     char url[256];
     snprintf(url, sizeof url, "%s%s", s->url, path);
-    membuf m = {0};
+    th_buf m = {0};
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
@@ -516,7 +429,7 @@ static char *os_control(const os_server *s, const char *method, const char *path
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     if (body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, membuf_write);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, th_buf_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
     long code = 0;
     if (curl_easy_perform(c) != CURLE_OK || (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code), code != 200)) {
@@ -557,7 +470,7 @@ typedef struct os_result {
     long bulk_requests;
 } os_result;
 
-static int os_pass(const os_server *srv, int gzip, size_t n, int per_put, const char *index, os_result *r) {
+static int os_pass(const th_server *srv, int gzip, size_t n, int per_put, const char *index, os_result *r) {
     char *ans = os_control(srv, "POST", "/_fault", "{\"reset\": true}");
     if (!ans) {
         fprintf(stderr, "blipc-bench index: the test server did not answer /_fault\n");
@@ -819,13 +732,14 @@ int bench_index_main(int argc, char **argv) {
         printf("\n3. OpenSearch client _bulk throughput against the local Python test server "
                "(tests/servers/opensearch_server.py on 127.0.0.1)\n");
         char script[PATH_MAX + 64];
-        os_server srv;
+        th_server srv = {0};
+        static const char *const lifetime[] = {"--lifetime", "1800", NULL}; /* exits on its own should we die */
         if (find_server(server_arg, script, sizeof script)) {
             printf("   skipped: tests/servers/opensearch_server.py not found (run from the source tree or pass "
                    "--server PATH)\n");
-        } else if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || os_start(&srv, script, 1800)) {
+        } else if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || th_server_start(&srv, script, lifetime)) {
             fprintf(stderr, "blipc-bench index: could not start %s\n", script);
-            os_stop(&srv);
+            th_server_stop(&srv);
             rc = 1;
         } else {
             /* loopback only: never through a proxy */
@@ -844,7 +758,7 @@ int bench_index_main(int argc, char **argv) {
                 if (os_pass(&srv, passes[i].gzip, passes[i].n, passes[i].per_put, name, &orr[i])) rc = 1;
                 else n_done++;
             }
-            os_stop(&srv);
+            th_server_stop(&srv);
             /* NDJSON bytes per document from the uncompressed pass */
             double ndjson_per_doc = n_done > 0 ? (double)orr[0].wire_bytes / (double)orr[0].n : 0;
             printf("%8s %5s %8s %10s %10s %13s %12s %10s %14s %14s\n", "docs", "gzip", "per put", "seconds", "docs/s",

@@ -78,3 +78,14 @@ void th_server_stop(th_server *s) {
     waitpid(s->pid, NULL, 0);
     s->pid = 0;
 }
+
+size_t th_buf_write(char *d, size_t sz, size_t nm, void *u) {
+    th_buf *m = u;
+    char *q = realloc(m->p, m->n + sz * nm + 1);
+    if (!q) return 0;
+    m->p = q;
+    memcpy(m->p + m->n, d, sz * nm);
+    m->n += sz * nm;
+    m->p[m->n] = 0;
+    return sz * nm;
+}

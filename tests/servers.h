@@ -5,6 +5,7 @@
 #ifndef BLIPC_TEST_SERVERS_H
 #define BLIPC_TEST_SERVERS_H
 
+#include <stddef.h>
 #include <sys/types.h>
 
 typedef struct th_server {
@@ -20,5 +21,14 @@ typedef struct th_server {
 int th_server_start(th_server *s, const char *script, const char *const *args);
 /* Close its stdin, wait up to 5 s for it to exit, then kill it. */
 void th_server_stop(th_server *s);
+
+/* A response body collected from a server: th_buf_write is a curl write
+ * callback (CURLOPT_WRITEFUNCTION, CURLOPT_WRITEDATA = a th_buf starting as
+ * {0}) that appends to it and keeps it NUL-terminated; free p when done. */
+typedef struct th_buf {
+    char *p;
+    size_t n;
+} th_buf;
+size_t th_buf_write(char *d, size_t sz, size_t nm, void *u);
 
 #endif

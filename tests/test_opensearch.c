@@ -40,22 +40,6 @@ static int server_start(th_server *s, const char *const *extra) {
     return th_server_start(s, OS_SERVER_SCRIPT, args);
 }
 
-typedef struct mem {
-    char *p;
-    size_t n;
-} mem;
-
-static size_t mem_write(char *d, size_t sz, size_t nm, void *u) {
-    mem *m = u;
-    char *q = realloc(m->p, m->n + sz * nm + 1);
-    if (!q) return 0;
-    m->p = q;
-    memcpy(m->p + m->n, d, sz * nm);
-    m->n += sz * nm;
-    m->p[m->n] = 0;
-    return sz * nm;
-}
-
 /* A plain HTTP call to the server (control endpoints, checks). Returns the
  * parsed JSON answer (NULL if none) and the status. */
 static cJSON *http(const char *base, const char *method, const char *path, const char *body, long *status) {
@@ -63,13 +47,13 @@ static cJSON *http(const char *base, const char *method, const char *path, const
     if (!c) return NULL;
     char url[1024];
     snprintf(url, sizeof url, "%s%s", base, path);
-    mem m = {0};
+    th_buf m = {0};
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     const char *u = getenv("OPENSEARCH_USER"), *pw = getenv("OPENSEARCH_PASSWORD");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, mem_write);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, th_buf_write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &m);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     if (live && u) {
