@@ -511,7 +511,7 @@ __attribute__((target("avx512f"), always_inline)) static inline __m512 exp_neg51
 #define AQ 8
 __attribute__((target("avx512f"))) static void attn_head512(const float *qkv, int T, int nk, int D, int dh, int h,
                                                             float scale, const float *kbias, float *out, float *kt,
-                                                            float *s) {
+                                                            float *s, const float *pf, int pfT) {
     const int ld = 3 * D;
     const float *q = qkv + (size_t)h * dh, *k = qkv + D + (size_t)h * dh, *v = qkv + 2 * D + (size_t)h * dh;
     const int nkp = (nk + 31) & ~31;
@@ -523,8 +523,18 @@ __attribute__((target("avx512f"))) static void attn_head512(const float *qkv, in
         for (int j = nk; j < nkp; j++) kt[(size_t)d * nkp + j] = 0.0f;
     float qb[AQ][256] __attribute__((aligned(64)));
     float inv[AQ];
+    /* pf: the q of row 0 of the thread's next (sequence, head), pfT rows: its
+     * q/k/v rows (dh floats each, one row per 3D floats: a 4.6 KiB stride that
+     * the hardware prefetchers do not follow) are prefetched into L2, spread
+     * over this head's query blocks */
+    const int pf_per = pf ? (pfT + (T + AQ - 1) / AQ - 1) / ((T + AQ - 1) / AQ) : 0;
+    int pf_row = 0;
     for (int i0 = 0; i0 < T; i0 += AQ) {
         const int nq = T - i0 < AQ ? T - i0 : AQ;
+        for (int r = 0; r < pf_per && pf_row < pfT; r++, pf_row++)
+            for (int sec = 0; sec < 3; sec++)
+                for (int d = 0; d < dh; d += 16)
+                    _mm_prefetch((const char *)(pf + (size_t)pf_row * ld + (size_t)sec * D + d), _MM_HINT_T1);
         for (int ii = 0; ii < AQ; ii++)
             for (int d = 0; d < dh; d++) qb[ii][d] = ii < nq ? q[(size_t)(i0 + ii) * ld + d] * scale : 0.0f;
         /* scores S[8, nkp] = (scale Q) K^T */
@@ -626,7 +636,11 @@ static void attn_part(void *arg, int ti, int nt) {
         }
 #ifdef BERT_X86
         if (j->isa == 2 && j->dh % 16 == 0) {
-            attn_head512(j->qkv + (size_t)b * j->T * 3 * j->D, j->T, nk, j->D, j->dh, h, j->scale, kb, o, kt, s);
+            const int tn = t + nt; /* this thread's next task */
+            const float *pf = tn < tasks ? j->qkv + (size_t)(tn / j->H) * j->T * 3 * j->D + (size_t)(tn % j->H) * j->dh
+                                         : NULL;
+            attn_head512(j->qkv + (size_t)b * j->T * 3 * j->D, j->T, nk, j->D, j->dh, h, j->scale, kb, o, kt, s, pf,
+                         j->T);
             continue;
         }
 #endif
