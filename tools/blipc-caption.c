@@ -46,6 +46,8 @@ static void usage(FILE *f) {
             "  --dump DIR                write pixel_values, vision / Q-Former outputs and the projected\n"
             "                            query embeddings of each batch to DIR/batch-NNNN.safetensors\n"
             "  --exif-transpose          apply EXIF orientation (the BLIP-2 processor ignores it)\n"
+            "  --weights auto|f32|bf16   decoder weight storage: as stored (default), f32, or bf16\n"
+            "                            (bf16 halves decode memory traffic; not bit-exact vs f32)\n"
             "\n"
             "Exit status: 0 ok, 1 an image failed, 2 usage or model error.\n");
 }
@@ -76,6 +78,7 @@ static void print_json_string(const char *s) {
 int main(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *dump_dir = NULL;
     int json = 0, exif = 0;
+    blipc_weight_type wtype = BLIPC_WEIGHTS_AUTO;
     long batch = 8, threads = 0;
     /* generation options: applied over the model's defaults when given */
     long max_new = -1, min_new = -1, beams = -1, top_k = -1, nrng = -1;
@@ -106,6 +109,12 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--prompt")) prompt = v;
         else if (!strcmp(a, "--dump")) dump_dir = v;
+        else if (!strcmp(a, "--weights")) {
+            if (!strcmp(v, "auto")) wtype = BLIPC_WEIGHTS_AUTO;
+            else if (!strcmp(v, "f32")) wtype = BLIPC_WEIGHTS_F32;
+            else if (!strcmp(v, "bf16")) wtype = BLIPC_WEIGHTS_BF16;
+            else ok = 0;
+        }
         else if (!strcmp(a, "--max-new-tokens")) ok = cli_parse_long(v, 0, 1 << 20, &max_new);
         else if (!strcmp(a, "--min-new-tokens")) ok = cli_parse_long(v, 0, 1 << 20, &min_new);
         else if (!strcmp(a, "--num-beams")) ok = cli_parse_long(v, INT_MIN, INT_MAX, &beams);
@@ -166,6 +175,7 @@ int main(int argc, char **argv) {
     p.n_threads = (int)threads;
     p.max_batch = (int)batch;
     p.image.exif_transpose = exif;
+    p.weights = wtype;
     p.keep_debug_tensors = dump_dir != NULL;
     blipc_captioner *c;
     char err[1024];
