@@ -91,6 +91,32 @@ TEST(linear_bf16_large_m_matches_reference) {
     free(x), free(W), free(b), free(Wh), free(y), free(r);
 }
 
+/* more than BLIPC_SMALL_M_BF16 rows: blocks of W upcast for sgemm; K wide
+ * enough that N = 300 rows take three blocks (the last partial) */
+TEST(linear_bf16_many_rows_blocked_sgemm) {
+    int K = 10240 + 7, N = 300;
+    float *W = rand_vec((size_t)N * K), *b = rand_vec(N);
+    uint16_t *Wh = malloc(sizeof(uint16_t) * (size_t)N * K);
+    for (size_t i = 0; i < (size_t)N * K; i++) {
+        Wh[i] = blipc__f32_to_bf16(W[i]);
+        W[i] = blipc__bf16_to_f32(Wh[i]);
+    }
+    int Ms[] = {BLIPC_SMALL_M_BF16 + 1, 64};
+    for (int mi = 0; mi < 2; mi++) {
+        int M = Ms[mi];
+        float *x = rand_vec((size_t)M * K), *y = malloc(sizeof(float) * M * N), *r = malloc(sizeof(float) * M * N);
+        for (int wb = 0; wb < 2; wb++) {
+            for (size_t i = 0; i < (size_t)M * N; i++) y[i] = 1e9f; /* every output written */
+            blipc__linear_bf16(x, M, K, Wh, wb ? b : NULL, N, y);
+            ref_linear(x, M, K, W, wb ? b : NULL, N, r);
+            double d = th_max_abs_diff(y, r, (size_t)M * N);
+            CHECKF(d < tol_dot(K), "M=%d bias=%d diff %g", M, wb, d);
+        }
+        free(x), free(y), free(r);
+    }
+    free(W), free(b), free(Wh);
+}
+
 TEST(layernorm_matches_reference) {
     int M = 5, D = 384;
     float *x = rand_vec((size_t)M * D), *g = rand_vec(D), *bb = rand_vec(D), *y = malloc(sizeof(float) * M * D);
@@ -228,6 +254,7 @@ int main(void) {
     blipc__threads_set(2);
     RUN(linear_sgemm_path_matches_reference);
     RUN(gemm_small_every_isa_f32_and_bf16);
+    RUN(linear_bf16_many_rows_blocked_sgemm);
     RUN(linear_bf16_large_m_matches_reference);
     RUN(layernorm_matches_reference);
     RUN(gelu_is_exact_erf_form);

@@ -8,12 +8,12 @@
  * (17..48 rows take the transposed-x kernel: 1.2-2.3x faster than sgemm at
  * the OPT prefill's 33 rows, which packs the whole weight matrix per call). */
 #define BLIPC_SMALL_M 48
-/* Same for bf16 weights (blipc__linear_bf16): the streaming kernel upcasts in
- * registers and is threaded throughout; converting 64-row blocks of W for
- * sgemm (the other path) was 2-3x slower at 17..64 rows and, at 264 rows (a
- * batch-8 prefill), between 0.8x and 4x slower depending on the machine's
- * load (bench/results/caption-2026-12-04.txt), so it takes every M. */
-#define BLIPC_SMALL_M_BF16 (1 << 30)
+/* Same for bf16 weights (blipc__linear_bf16): above it, blocks of ~5 MiB of
+ * W are upcast to f32 for the threaded sgemm. At 17..48 rows the streaming
+ * kernel wins (converting 64-row blocks was 2-3x slower); at 264 rows (a
+ * batch-8 OPT prefill, K = 2560/10240, 2 threads) 512-row blocks + sgemm
+ * took 21/74/84 ms against 29/128/150 ms streaming (q/fc1/fc2). */
+#define BLIPC_SMALL_M_BF16 48
 
 /* 2 = AVX-512F, 1 = AVX2+FMA, 0 = portable C (what this CPU supports). */
 int blipc__cpu_isa(void);

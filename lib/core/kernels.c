@@ -7,6 +7,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 void blipc__linear(const float *x, int M, int K, int ldx, const float *W, const float *b, int N, float *y, int ldy) {
@@ -26,43 +27,33 @@ void blipc__linear(const float *x, int M, int K, int ldx, const float *W, const 
 
 void blipc__linear_bf16(const float *x, int M, int K, const uint16_t *W, const float *b, int N, float *y) {
     if (M <= 0 || N <= 0) return;
-    if (M <= BLIPC_SMALL_M_BF16) {
+    /* sgemm blocks: about 5 MiB of upcast weights (512 rows at K = 2560) */
+    int rows_per = (int)(((size_t)5 << 20) / ((size_t)K * sizeof(float)));
+    if (rows_per > N) rows_per = N;
+    float *wb = NULL;
+    if (M <= BLIPC_SMALL_M_BF16 || rows_per < 16 ||
+        !(wb = malloc((size_t)rows_per * K * sizeof(float)))) {
+        /* few rows (or no buffer): stream the bf16 weights, upcast in registers */
         blipc__gemm_small(x, M, K, K, W, 1, b, N, y, N, openblas_get_num_threads(), -1);
         return;
     }
-    /* convert a block of rows of W at a time and run sgemm on it */
-    enum { BLOCK = 64 };
-    float wb[BLOCK * 1024];
-    int rows_per = K <= 1024 ? BLOCK : (int)(sizeof wb / sizeof wb[0] / (size_t)K);
-    if (rows_per < 1) rows_per = 1;
-    if (K > (int)(sizeof wb / sizeof wb[0])) {
-        /* very wide rows: one row at a time with a dot product */
-        for (int n = 0; n < N; n++) {
-            const uint16_t *wr = W + (size_t)n * K;
-            for (int m = 0; m < M; m++) {
-                double acc = 0;
-                for (int k = 0; k < K; k++) {
-                    uint32_t u = (uint32_t)wr[k] << 16;
-                    float f;
-                    memcpy(&f, &u, 4);
-                    acc += (double)x[(size_t)m * K + k] * f;
-                }
-                y[(size_t)m * N + n] = (float)acc + (b ? b[n] : 0.0f);
-            }
-        }
-        return;
-    }
+    /* many rows (a batched prefill): upcast a block of rows of W exactly and
+     * run the threaded sgemm on it (1.2-1.8x faster than the streaming kernel
+     * at 264 rows, K = 2560/10240) */
     for (int n0 = 0; n0 < N; n0 += rows_per) {
         int nb = N - n0 < rows_per ? N - n0 : rows_per;
-        for (int r = 0; r < nb; r++)
-            for (int k = 0; k < K; k++) {
-                uint32_t u = (uint32_t)W[(size_t)(n0 + r) * K + k] << 16;
-                memcpy(&wb[(size_t)r * K + k], &u, 4);
-            }
-        for (int m = 0; m < M; m++)
-            for (int r = 0; r < nb; r++) y[(size_t)m * N + n0 + r] = b ? b[n0 + r] : 0.0f;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nb, K, 1.0f, x, K, wb, K, 1.0f, y + n0, N);
+        const uint16_t *src = W + (size_t)n0 * K;
+        for (size_t i = 0; i < (size_t)nb * K; i++) {
+            uint32_t u = (uint32_t)src[i] << 16;
+            memcpy(&wb[i], &u, sizeof u);
+        }
+        for (int m = 0; m < M; m++) {
+            float *yr = y + (size_t)m * N + n0;
+            if (b) memcpy(yr, b + n0, (size_t)nb * sizeof(float));
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, nb, K, 1.0f, x, K, wb, K, b ? 1.0f : 0.0f, y + n0, N);
     }
+    free(wb);
 }
 
 void blipc__gemv(const float *x, int K, const float *W, const float *b, int N, float *y, int n_threads) {
