@@ -544,6 +544,7 @@ static blipc_status download_file(pull_ctx *c, pull_file *f, uint64_t pull_base,
         c->prog.bytes_done = pull_base + f->size;
         if (h->progress) h->progress(h->progress_user, &c->prog);
     }
+    c->prog.filename = NULL; /* f may not outlive this call: never leave a dangling name in the event */
     return st;
 }
 
@@ -765,6 +766,7 @@ static blipc_status pull_impl(blipc_hub *h, const blipc__hub_spec *sp, char *dir
         blipc__logf(&h->log, BLIPC_LOG_INFO, "%s@%s: downloading %zu file(s), %llu bytes", sp->repo, c.commit, nfiles,
                     (unsigned long long)(total - have));
         c.prog.event = BLIPC_HUB_EVENT_PLAN;
+        c.prog.filename = NULL;
         c.prog.n_files = (int)nfiles;
         c.prog.bytes_total = total;
         c.prog.bytes_done = have;
