@@ -54,12 +54,14 @@ static blipc_status add_filters(blipc__store *s, blipc__index_ctx *ctx, const bl
                 if (!q->filters[i].value[0] || *end || errno)
                     return blipc__errf(&ctx->err, BLIPC_ERR_INVALID_ARG,
                                        "filter %s=%s: %s is an integer field", f, q->filters[i].value, f);
-                snprintf(cond, sizeof cond, " AND d.%s = CAST(?%d AS INTEGER)", f, pidx);
+                if (snprintf(cond, sizeof cond, " AND d.%s = CAST(?%d AS INTEGER)", f, pidx) >= (int)sizeof cond)
+                    return blipc__errf(&ctx->err, BLIPC_ERR_INVALID_ARG, "filter field name too long");
                 known = 1;
             }
         for (int j = 0; !known && TEXT_FIELDS[j]; j++)
             if (!strcmp(f, TEXT_FIELDS[j])) {
-                snprintf(cond, sizeof cond, " AND d.%s = ?%d", f, pidx);
+                if (snprintf(cond, sizeof cond, " AND d.%s = ?%d", f, pidx) >= (int)sizeof cond)
+                    return blipc__errf(&ctx->err, BLIPC_ERR_INVALID_ARG, "filter field name too long");
                 known = 1;
             }
         if (!known && (!strcmp(f, "image_description") || !strcmp(f, "caption"))) {
