@@ -10,6 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Unroll hints for the register-blocked loops; GCC ignores them (with a warning) when not optimising. */
+#if defined(__OPTIMIZE__) && defined(__GNUC__) && !defined(__clang__)
+#define BLIPC_PRAGMA(x) _Pragma(#x)
+#define BLIPC_UNROLL(n) BLIPC_PRAGMA(GCC unroll n)
+#else
+#define BLIPC_UNROLL(n)
+#endif
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define BLIPC_X86 1
@@ -64,19 +72,19 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) static inlin
     __m512 acc[3][8];
     if (NR > 3) { /* 4 x (<= 4) */
         __m512 a4[4][4];
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
         for (int r = 0; r < 4; r++)
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
             for (int m = 0; m < 4; m++) a4[r][m] = _mm512_setzero_ps();
         const float *xr[4];
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
         for (int m = 0; m < 4; m++) xr[m] = j->x + (size_t)(m0 + (m < MR ? m : 0)) * j->ldx;
         for (int k = 0; k < K; k += 16) {
             __mmask16 mk = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
             __m512 w[4];
             if (j->bf16) {
                 const uint16_t *wb = (const uint16_t *)j->W + (size_t)n * K + k;
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
                 for (int r = 0; r < 4; r++) {
                     _mm_prefetch((const char *)(wb + (size_t)r * K + SM_PF), _MM_HINT_T0);
                     __m256i h = _mm256_maskz_loadu_epi16(mk, wb + (size_t)r * K);
@@ -84,42 +92,42 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) static inlin
                 }
             } else {
                 const float *wf = (const float *)j->W + (size_t)n * K + k;
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
                 for (int r = 0; r < 4; r++) {
                     _mm_prefetch((const char *)(wf + (size_t)r * K + SM_PF), _MM_HINT_T0);
                     w[r] = _mm512_maskz_loadu_ps(mk, wf + (size_t)r * K);
                 }
             }
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
             for (int m = 0; m < MR && m < 4; m++) {
                 __m512 xv = _mm512_maskz_loadu_ps(mk, xr[m] + k);
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
                 for (int r = 0; r < 4; r++) a4[r][m] = _mm512_fmadd_ps(w[r], xv, a4[r][m]);
             }
         }
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
         for (int r = 0; r < 4; r++) {
             float bias = j->b ? j->b[n + r] : 0.0f;
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
             for (int m = 0; m < MR && m < 4; m++)
                 j->y[(size_t)(m0 + m) * j->ldy + n + r] = _mm512_reduce_add_ps(a4[r][m]) + bias;
         }
         return;
     }
     /* NR <= 3 x MR <= 8 */
-#pragma GCC unroll 3
+BLIPC_UNROLL(3)
     for (int r = 0; r < 3; r++)
-#pragma GCC unroll 8
+BLIPC_UNROLL(8)
         for (int m = 0; m < 8; m++) acc[r][m] = _mm512_setzero_ps();
     const float *xr[8];
-#pragma GCC unroll 8
+BLIPC_UNROLL(8)
     for (int m = 0; m < 8; m++) xr[m] = j->x + (size_t)(m0 + (m < MR ? m : 0)) * j->ldx;
     for (int k = 0; k < K; k += 16) {
         __mmask16 mk = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
         __m512 w[3];
         if (j->bf16) {
             const uint16_t *wb = (const uint16_t *)j->W + (size_t)n * K + k;
-#pragma GCC unroll 3
+BLIPC_UNROLL(3)
             for (int r = 0; r < NR && r < 3; r++) {
                 _mm_prefetch((const char *)(wb + (size_t)r * K + SM_PF), _MM_HINT_T0);
                 __m256i h = _mm256_maskz_loadu_epi16(mk, wb + (size_t)r * K);
@@ -127,23 +135,23 @@ __attribute__((target("avx512f,avx512bw,avx512vl"), always_inline)) static inlin
             }
         } else {
             const float *wf = (const float *)j->W + (size_t)n * K + k;
-#pragma GCC unroll 3
+BLIPC_UNROLL(3)
             for (int r = 0; r < NR && r < 3; r++) {
                 _mm_prefetch((const char *)(wf + (size_t)r * K + SM_PF), _MM_HINT_T0);
                 w[r] = _mm512_maskz_loadu_ps(mk, wf + (size_t)r * K);
             }
         }
-#pragma GCC unroll 8
+BLIPC_UNROLL(8)
         for (int m = 0; m < MR && m < 8; m++) {
             __m512 xv = _mm512_maskz_loadu_ps(mk, xr[m] + k);
-#pragma GCC unroll 3
+BLIPC_UNROLL(3)
             for (int r = 0; r < NR && r < 3; r++) acc[r][m] = _mm512_fmadd_ps(w[r], xv, acc[r][m]);
         }
     }
-#pragma GCC unroll 3
+BLIPC_UNROLL(3)
     for (int r = 0; r < NR && r < 3; r++) {
         float bias = j->b ? j->b[n + r] : 0.0f;
-#pragma GCC unroll 8
+BLIPC_UNROLL(8)
         for (int m = 0; m < MR && m < 8; m++)
             j->y[(size_t)(m0 + m) * j->ldy + n + r] = _mm512_reduce_add_ps(acc[r][m]) + bias;
     }
@@ -231,31 +239,31 @@ __attribute__((target("avx2,fma"))) static void rows_avx2(const sm_job *j, int n
 __attribute__((target("avx512f"), always_inline)) static inline void xt_blk(const sm_job *j, int n, int NR, int MC) {
     const int K = j->K, MP = j->MP;
     __m512 acc[8][4];
-#pragma GCC unroll 8
+BLIPC_UNROLL(8)
     for (int r = 0; r < 8; r++)
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
         for (int c = 0; c < 4; c++) acc[r][c] = _mm512_setzero_ps();
     const float *w0 = (const float *)j->W + (size_t)n * K;
     for (int k = 0; k < K; k++) {
         const float *xk = j->xT + (size_t)k * MP;
         __m512 xv[4];
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
         for (int c = 0; c < MC && c < 4; c++) xv[c] = _mm512_load_ps(xk + 16 * c);
         if ((k & 15) == 0)
-#pragma GCC unroll 8
+BLIPC_UNROLL(8)
             for (int r = 0; r < NR && r < 8; r++) _mm_prefetch((const char *)(w0 + (size_t)r * K + k + SM_PF), _MM_HINT_T0);
-#pragma GCC unroll 8
+BLIPC_UNROLL(8)
         for (int r = 0; r < NR && r < 8; r++) {
             __m512 w = _mm512_set1_ps(w0[(size_t)r * K + k]);
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
             for (int c = 0; c < MC && c < 4; c++) acc[r][c] = _mm512_fmadd_ps(w, xv[c], acc[r][c]);
         }
     }
     /* scatter: y[m][n + r] = acc[r][m / 16][m % 16] + b */
     float tmp[64] __attribute__((aligned(64)));
-#pragma GCC unroll 8
+BLIPC_UNROLL(8)
     for (int r = 0; r < NR && r < 8; r++) {
-#pragma GCC unroll 4
+BLIPC_UNROLL(4)
         for (int c = 0; c < MC && c < 4; c++) _mm512_store_ps(tmp + 16 * c, acc[r][c]);
         float bias = j->b ? j->b[n + r] : 0.0f;
         for (int m = 0; m < j->M; m++) j->y[(size_t)m * j->ldy + n + r] = tmp[m] + bias;
