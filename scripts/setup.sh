@@ -40,5 +40,10 @@ if [ -f "$BUILD_DIR/build.ninja" ]; then
 else
   meson setup "$BUILD_DIR" "$@" >/dev/null
 fi
-ninja -C "$BUILD_DIR" -j"$(nproc)" >/dev/null
+if ! ninja -C "$BUILD_DIR" -j"$(nproc)" > "$BUILD_DIR/build.log" 2>&1; then
+  tail -n 40 "$BUILD_DIR/build.log" >&2
+  echo "setup: the build failed (full log: $BUILD_DIR/build.log)" >&2
+  exit 1
+fi
+if grep -q "warning:" "$BUILD_DIR/build.log"; then grep "warning:" "$BUILD_DIR/build.log" >&2; fi
 echo "setup: built into $BUILD_DIR/" >&2
