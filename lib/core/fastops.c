@@ -5,6 +5,7 @@
  * blocks are split over the threads. */
 #include "fastops.h"
 #include "gemm_small.h"
+#include "simd_math.h"
 #include "threads.h"
 
 #include <cblas.h>
@@ -28,25 +29,6 @@ static int fo_threads(void) {
 #define AVX512 __attribute__((target("avx512f")))
 #define AVX512_INLINE __attribute__((target("avx512f"), always_inline)) static inline
 
-/* exp(x) for x in float range; ~1 ulp (degree-7 Taylor on |r| <= ln2/2, exact
- * scaling by 2^n with scalef). Inputs below -103 give 0 (as expf underflows). */
-AVX512_INLINE __m512 exp512(__m512 x) {
-    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-103.0f), _CMP_GE_OQ);
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-103.0f)), _mm512_set1_ps(88.72f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860682030941723212e-6f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_mov_ps(keep, _mm512_scalef_ps(p, n));
-}
 
 /* gelu(x) = 0.5 x (1 + erf(x/sqrt2)); erfc(z) = t exp(-z^2 - 1.26551223 + t P(t)),
  * t = 1 / (1 + z/2) (Numerical Recipes' Chebyshev fit, relative error < 1.2e-7
@@ -68,7 +50,7 @@ AVX512_INLINE __m512 gelu512(__m512 x) {
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.00002368f));
     p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.26551223f));
     p = _mm512_fnmadd_ps(z, z, p);
-    __m512 erfc = _mm512_mul_ps(t, exp512(p));
+    __m512 erfc = _mm512_mul_ps(t, blipc__exp512(p));
     __mmask16 neg = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_LT_OQ);
     __m512 onep = _mm512_mask_mov_ps(_mm512_sub_ps(_mm512_set1_ps(2.0f), erfc), neg, erfc);
     return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), onep);
@@ -301,7 +283,7 @@ AVX512 static void softmax_row512(float *S, int Tk, int lim, const float *bias) 
     }
     __m512 vm = _mm512_set1_ps(m), sum = _mm512_setzero_ps();
     for (int jj = 0; jj < lim; jj += 16) {
-        __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(S + jj), vm));
+        __m512 e = blipc__exp512(_mm512_sub_ps(_mm512_loadu_ps(S + jj), vm));
         _mm512_storeu_ps(S + jj, e);
         sum = _mm512_add_ps(sum, e);
     }

@@ -4,6 +4,7 @@
 #include "bert_kernels.h"
 #include "gemm_small.h"
 #include "kernels.h"
+#include "simd_math.h"
 #include "threads.h"
 
 #include <math.h>
@@ -327,28 +328,6 @@ void blipc__bert_dense_packed(const float *x, int M, int K, const float *wp, con
 }
 
 #ifdef BERT_X86
-/* exp(x) for x <= 0 (scores minus their row maximum): n = round(x log2 e),
- * r = x - n ln2 (two-part ln2), degree-7 Taylor polynomial on |r| <= ln2/2
- * (relative error ~1e-8 before rounding), times 2^n with scalef. Below -100
- * (and -inf: masked keys) the result is exactly 0. */
-__attribute__((target("avx512f"), always_inline)) static inline __m512 exp_neg512(__m512 x) {
-    const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-100.0f), _CMP_GE_OQ);
-    x = _mm512_max_ps(x, _mm512_set1_ps(-100.0f));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x); /* ln2 = 0.693359375 - 2.12194440e-4 */
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.0f / 5040);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_maskz_mov_ps(live, _mm512_scalef_ps(p, n));
-}
-
 /* blipc__bert_attn_head for AVX-512 and dh a multiple of 16: blocks of AQ = 8 query rows
  * x 32 keys in Q.K^T and 8 rows x 32 dims in P.V (16 accumulators, each
  * loaded vector used 8 times); the scale is folded into Q; the softmax
@@ -420,7 +399,7 @@ __attribute__((target("avx512f"))) void blipc__bert_attn_head512(const float *qk
             const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
             __m512 sum = _mm512_setzero_ps();
             for (int j = 0; j < nkp; j += 16) {
-                const __m512 ex = exp_neg512(_mm512_sub_ps(_mm512_loadu_ps(sr + j), m));
+                const __m512 ex = blipc__exp512(_mm512_sub_ps(_mm512_loadu_ps(sr + j), m));
                 _mm512_storeu_ps(sr + j, ex);
                 sum = _mm512_add_ps(sum, ex);
             }
